@@ -1,0 +1,10 @@
+//! `cocoon-measure mrtd`. TODO: filled in by its owner.
+
+use crate::output::Outcome;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {}
+
+pub fn run(_args: &Args) -> anyhow::Result<Outcome> {
+    anyhow::bail!("mrtd: not implemented yet")
+}

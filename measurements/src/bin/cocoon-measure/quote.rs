@@ -1,0 +1,13 @@
+//! `cocoon-measure quote ...`. TODO: filled in by its owner.
+
+use crate::output::Outcome;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Not implemented yet.
+    Todo,
+}
+
+pub fn run(_cmd: &Command) -> anyhow::Result<Outcome> {
+    anyhow::bail!("quote: not implemented yet")
+}
