@@ -19,6 +19,7 @@
 //! use RFC 6979 deterministic nonces). The attestation key is derived from the seed too:
 //! a real QE keeps one attestation key per platform across quotes, and a stable key keeps
 //! test vectors reproducible.
+#![deny(clippy::arithmetic_side_effects)]
 
 mod collateral;
 mod der_util;
@@ -339,6 +340,15 @@ impl SimPki {
             what: "collateral",
             source,
         })
+    }
+
+    /// The verifier's share: root CA and collateral (what [`SimPki::save`] writes outside
+    /// `private/`).
+    pub fn verifier_material(&self) -> VerifierMaterial {
+        VerifierMaterial {
+            root_ca_der: self.root_ca_der.clone(),
+            collateral: self.collateral.clone(),
+        }
     }
 
     /// PEM chain embedded in quotes: PCK leaf, PCK Platform CA, root CA.

@@ -1,4 +1,10 @@
 //! Simulated TDX quotes against the real verifier (dcap-qvl 0.7.1).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 
@@ -259,6 +265,20 @@ fn generation_is_deterministic() {
     assert_eq!(a.collateral(), b.collateral());
     let fields = td(&a);
     assert_eq!(a.quote(&fields).unwrap(), b.quote(&fields).unwrap());
+}
+
+#[test]
+fn window_past_2049_uses_generalized_time_and_verifies() {
+    // RFC 5280 switches certificate times to GeneralizedTime from 2050; webpki and
+    // dcap-qvl accept both.
+    let not_after = 2_600_000_000; // 2052-05-22
+    let pki = SimPki::from_seed([4; 32], NOT_BEFORE, not_after).unwrap();
+    let quote = pki.quote(&td(&pki)).unwrap();
+    assert_eq!(
+        verify_sim(&pki, &quote, 2_599_999_999).unwrap().status,
+        "UpToDate"
+    );
+    expect_err(verify_sim(&pki, &quote, not_after), "CrlExpired");
 }
 
 #[test]

@@ -141,3 +141,44 @@ pub(super) fn pem_blocks(text: &str, label: &str) -> Result<Vec<Vec<u8>>, String
     }
     Ok(blocks)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_matches_known_dates() {
+        assert_eq!(rfc3339(0).unwrap(), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_750_000_000).unwrap(), "2025-06-15T15:06:40Z");
+        assert_eq!(rfc3339(2_556_057_600).unwrap(), "2050-12-31T00:00:00Z");
+    }
+
+    #[test]
+    fn x509_time_switches_to_generalized_in_2050() {
+        assert!(matches!(
+            x509_time(2_524_607_999).unwrap(),
+            Time::UtcTime(_)
+        ));
+        assert!(matches!(
+            x509_time(2_524_608_000).unwrap(),
+            Time::GeneralTime(_)
+        ));
+    }
+
+    #[test]
+    fn pem_round_trip_and_errors() {
+        let a: Vec<u8> = (0u8..=200).collect();
+        let text = format!("{}{}", pem("CERTIFICATE", &a), pem("CERTIFICATE", b"x"));
+        assert!(text.lines().all(|l| l.len() <= 64));
+        assert_eq!(
+            pem_blocks(&text, "CERTIFICATE").unwrap(),
+            vec![a, b"x".to_vec()]
+        );
+        assert!(pem_blocks("-----BEGIN CERTIFICATE-----\nAAAA\n", "CERTIFICATE").is_err());
+        assert!(pem_blocks(
+            "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+            "CERTIFICATE"
+        )
+        .is_err());
+    }
+}

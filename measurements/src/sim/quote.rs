@@ -83,7 +83,7 @@ fn qe_report_certification_data(pki: &SimPki, ak_public: &[u8]) -> Result<Vec<u8
     let report = qe_report(pki, &binding);
     let report_signature = sign_raw(&pki.pck_key, &report, "QE report")?;
 
-    let mut d = Vec::with_capacity(512 + pki.pck_chain_pem.len());
+    let mut d = Vec::with_capacity(pki.pck_chain_pem.len().saturating_add(512));
     d.extend_from_slice(&report);
     d.extend_from_slice(&report_signature);
     let auth_len = u16::try_from(qe.auth_data.len()).map_err(|_| SimError::TooLong {
