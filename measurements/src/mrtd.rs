@@ -170,9 +170,7 @@ fn contents_from_vmm(s: &TdvfSection) -> bool {
     match s.section_type {
         SectionType::TdHob | SectionType::PayloadParam => true,
         SectionType::Payload => s.raw_data_size == 0,
-        SectionType::Bfv | SectionType::Cfv | SectionType::TempMem | SectionType::PermMem => {
-            false
-        }
+        SectionType::Bfv | SectionType::Cfv | SectionType::TempMem | SectionType::PermMem => false,
     }
 }
 
@@ -256,8 +254,7 @@ impl Builder<'_> {
         let page_start = page.saturating_mul(PAGE_SIZE);
         let mut rel = page_start;
         while rel < page_start.saturating_add(PAGE_SIZE) {
-            self.hash
-                .update(header(b"MR.EXTEND", Self::gpa(s, rel)?));
+            self.hash.update(header(b"MR.EXTEND", Self::gpa(s, rel)?));
             let mut chunk = [0u8; MR_EXTEND_CHUNK as usize];
             let raw = u64::from(s.raw_data_size);
             if rel < raw {
@@ -338,9 +335,7 @@ pub fn mrtd_from_bytes(fw: &[u8], order: PageOrder) -> Result<MrtdReport, MrtdEr
                 _ => s.pages(),
             };
             let chunks_extended = match measurement {
-                SectionMeasurement::PageAddAndExtend => {
-                    s.memory_data_size / MR_EXTEND_CHUNK
-                }
+                SectionMeasurement::PageAddAndExtend => s.memory_data_size / MR_EXTEND_CHUNK,
                 _ => 0,
             };
             if measurement == SectionMeasurement::PageAddAndExtend

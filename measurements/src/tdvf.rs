@@ -202,7 +202,8 @@ pub enum TdvfError {
     Parse(#[from] ParseError),
     #[error(
         "ovmf_table.footer_guid at byte offset {offset}: found {found}, expected {}: \
-         not an OVMF image (no GUIDed table)", Guid::OVMF_TABLE_FOOTER
+         not an OVMF image (no GUIDed table)",
+        Guid::OVMF_TABLE_FOOTER
     )]
     NoFooter { offset: usize, found: Guid },
     #[error("ovmf_table.length at byte offset {offset}: {length} bytes {why}")]
@@ -220,7 +221,8 @@ pub enum TdvfError {
     },
     #[error(
         "ovmf_table at byte offset {table_offset}: no TDX metadata offset entry ({}): \
-         the firmware was built without TDX support", Guid::TDX_METADATA_OFFSET
+         the firmware was built without TDX support",
+        Guid::TDX_METADATA_OFFSET
     )]
     NoTdxMetadata { table_offset: usize },
     #[error(

@@ -1,3 +1,5 @@
+#![allow(clippy::arithmetic_side_effects)]
+
 use super::*;
 use crate::tdvf::synth::{build, pattern, typical, SynthSection};
 
@@ -79,7 +81,13 @@ fn orders_agree_when_extended_sections_are_one_page() {
 #[test]
 fn page_aug_section_is_not_measured() {
     let mut with_aug = typical();
-    with_aug.push(SynthSection::new(4, ATTR_PAGE_AUG_FOR_TEST, 0x1_0000_0000, 0x10_0000, vec![]));
+    with_aug.push(SynthSection::new(
+        4,
+        ATTR_PAGE_AUG_FOR_TEST,
+        0x1_0000_0000,
+        0x10_0000,
+        vec![],
+    ));
     let a = build(&with_aug);
     let b = build(&typical());
     for order in PageOrder::ALL {
@@ -93,7 +101,10 @@ fn page_aug_section_is_not_measured() {
     let mut plain = typical();
     plain.push(SynthSection::new(3, 0, 0x1_0000_0000, 0x10_0000, vec![]));
     let c = build(&plain);
-    assert_ne!(mrtd(&c.bytes, PageOrder::PageByPage), mrtd(&b.bytes, PageOrder::PageByPage));
+    assert_ne!(
+        mrtd(&c.bytes, PageOrder::PageByPage),
+        mrtd(&b.bytes, PageOrder::PageByPage)
+    );
 }
 
 const ATTR_PAGE_AUG_FOR_TEST: u32 = crate::tdvf::ATTR_PAGE_AUG;
@@ -114,7 +125,10 @@ fn mr_extend_makes_contents_count() {
     s[1].attributes = 1;
     let r = mrtd_from_bytes(&build(&s).bytes, PageOrder::PageByPage).unwrap();
     assert_ne!(r.mrtd, base);
-    assert_eq!(r.sections[1].measurement, SectionMeasurement::PageAddAndExtend);
+    assert_eq!(
+        r.sections[1].measurement,
+        SectionMeasurement::PageAddAndExtend
+    );
     assert_eq!(r.sections[1].chunks_extended, 16);
     assert_eq!(r.sections[2].measurement, SectionMeasurement::PageAdd);
     assert_eq!(r.sections[2].pages_added, 3);
@@ -125,7 +139,13 @@ fn memory_past_raw_data_is_zero() {
     let data = pattern(0x2000, 9);
     let mut padded = data[..0x1000].to_vec();
     padded.resize(0x3000, 0);
-    let short = build(&[SynthSection::new(0, 1, 0x4000, 0x3000, data[..0x1000].to_vec())]);
+    let short = build(&[SynthSection::new(
+        0,
+        1,
+        0x4000,
+        0x3000,
+        data[..0x1000].to_vec(),
+    )]);
     let full = build(&[SynthSection::new(0, 1, 0x4000, 0x3000, padded)]);
     // A raw size that ends mid-chunk.
     let mut odd = data[..0x1234].to_vec();
@@ -162,7 +182,13 @@ fn extended_vmm_content_is_refused() {
     }
     // An extended payload stored in the image is fine.
     let mut s = typical();
-    s.push(SynthSection::new(5, 1, 0x100_0000, 0x1000, pattern(0x800, 3)));
+    s.push(SynthSection::new(
+        5,
+        1,
+        0x100_0000,
+        0x1000,
+        pattern(0x800, 3),
+    ));
     assert!(mrtd_from_bytes(&build(&s).bytes, PageOrder::PageByPage).is_ok());
 }
 

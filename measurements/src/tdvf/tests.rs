@@ -1,3 +1,5 @@
+#![allow(clippy::arithmetic_side_effects)]
+
 use super::synth::{build, typical, SynthSection};
 use super::*;
 
@@ -69,7 +71,10 @@ fn table_length_errors() {
     let at = img.footer_length_at;
     img.bytes[at..at + 2].copy_from_slice(&10u16.to_le_bytes());
     let e = parse(&img.bytes).unwrap_err();
-    assert!(matches!(e, TdvfError::TableLength { offset, .. } if offset == at), "{e}");
+    assert!(
+        matches!(e, TdvfError::TableLength { offset, .. } if offset == at),
+        "{e}"
+    );
 
     img.bytes[at..at + 2].copy_from_slice(&0xffffu16.to_le_bytes());
     let small: Vec<u8> = img.bytes[img.bytes.len() - 0x1000..].to_vec();
@@ -139,13 +144,21 @@ fn descriptor_header_errors() {
     let d = base.descriptor_offset;
     let mut img = base.bytes.clone();
     put_u32(&mut img, d + 8, 2);
-    assert!(matches!(parse(&img).unwrap_err(), TdvfError::Version { version: 2, offset } if offset == d + 8));
+    assert!(
+        matches!(parse(&img).unwrap_err(), TdvfError::Version { version: 2, offset } if offset == d + 8)
+    );
 
     let mut img = base.bytes.clone();
     put_u32(&mut img, d + 12, 0);
-    assert!(matches!(parse(&img).unwrap_err(), TdvfError::SectionCount { count: 0, .. }));
+    assert!(matches!(
+        parse(&img).unwrap_err(),
+        TdvfError::SectionCount { count: 0, .. }
+    ));
     put_u32(&mut img, d + 12, 65);
-    assert!(matches!(parse(&img).unwrap_err(), TdvfError::SectionCount { count: 65, .. }));
+    assert!(matches!(
+        parse(&img).unwrap_err(),
+        TdvfError::SectionCount { count: 65, .. }
+    ));
 
     let mut img = base.bytes.clone();
     put_u32(&mut img, d + 4, 16 + 32 * 3);
@@ -189,13 +202,20 @@ fn section_field_errors_name_field_and_offset() {
             value: 0x80_0800
         }
     );
-    assert!(e
-        .to_string()
-        .contains(&format!("tdvf.sections[2].memory_address at byte offset {}", e2 + 8)));
+    assert!(e.to_string().contains(&format!(
+        "tdvf.sections[2].memory_address at byte offset {}",
+        e2 + 8
+    )));
 
     let mut img = base.bytes.clone();
     put_u64(&mut img, e2 + 16, 0x2800);
-    assert!(matches!(parse(&img).unwrap_err(), TdvfError::Unaligned { field: "memory_data_size", .. }));
+    assert!(matches!(
+        parse(&img).unwrap_err(),
+        TdvfError::Unaligned {
+            field: "memory_data_size",
+            ..
+        }
+    ));
 
     let mut img = base.bytes.clone();
     put_u32(&mut img, e2 + 24, 9);
@@ -210,7 +230,13 @@ fn section_field_errors_name_field_and_offset() {
 
     let mut img = base.bytes.clone();
     put_u32(&mut img, e2 + 28, 4);
-    assert!(matches!(parse(&img).unwrap_err(), TdvfError::InvalidSection { field: "attributes", .. }));
+    assert!(matches!(
+        parse(&img).unwrap_err(),
+        TdvfError::InvalidSection {
+            field: "attributes",
+            ..
+        }
+    ));
 
     // Raw data past the end of the file.
     let e0 = base.entry_offsets[0];
@@ -218,17 +244,32 @@ fn section_field_errors_name_field_and_offset() {
     let far = img.len() as u32 - 0x1000;
     put_u32(&mut img, e0, far);
     let e = parse(&img).unwrap_err();
-    assert!(matches!(e, TdvfError::RawDataOutOfFile { index: 0, offset, .. } if offset == e0), "{e}");
+    assert!(
+        matches!(e, TdvfError::RawDataOutOfFile { index: 0, offset, .. } if offset == e0),
+        "{e}"
+    );
 
     // Raw data larger than the memory it goes to.
     let mut img = base.bytes.clone();
     put_u32(&mut img, e0 + 4, 0x3000);
-    assert!(matches!(parse(&img).unwrap_err(), TdvfError::InvalidSection { field: "raw_data_size", .. }));
+    assert!(matches!(
+        parse(&img).unwrap_err(),
+        TdvfError::InvalidSection {
+            field: "raw_data_size",
+            ..
+        }
+    ));
 
     // GPA range past 52 bits.
     let mut img = base.bytes.clone();
     put_u64(&mut img, e2 + 8, (1 << 52) - 0x1000);
-    assert!(matches!(parse(&img).unwrap_err(), TdvfError::InvalidSection { field: "memory_data_size", .. }));
+    assert!(matches!(
+        parse(&img).unwrap_err(),
+        TdvfError::InvalidSection {
+            field: "memory_data_size",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -293,10 +334,17 @@ fn overlap_and_missing_bfv() {
     ]);
     assert!(matches!(
         parse(&img.bytes).unwrap_err(),
-        TdvfError::Overlap { index: 1, other: 0, .. }
+        TdvfError::Overlap {
+            index: 1,
+            other: 0,
+            ..
+        }
     ));
     let img = build(&[SynthSection::new(3, 0, 0x2000, 0x1000, vec![])]);
-    assert!(matches!(parse(&img.bytes).unwrap_err(), TdvfError::NoBfv { .. }));
+    assert!(matches!(
+        parse(&img.bytes).unwrap_err(),
+        TdvfError::NoBfv { .. }
+    ));
 }
 
 #[test]
