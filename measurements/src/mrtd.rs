@@ -44,16 +44,18 @@ pub const MAX_EXTENDED_BYTES: u64 = 1 << 30;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PageOrder {
-    /// Current QEMU (10.1+) with Linux 6.16+ KVM: for each section in metadata order,
-    /// for each page, TDH.MEM.PAGE.ADD then, when the section has MR.EXTEND, the 16
-    /// TDH.MR.EXTENDs of that page (KVM's `tdx_gmem_post_populate` extends each page
-    /// right after adding it).
+    /// QEMU issuing `KVM_TDX_INIT_MEM_REGION` with `KVM_TDX_MEASURE_MEMORY_REGION`
+    /// (upstream QEMU 10.1+ with Linux 6.16+ KVM, and the TDX QEMU 9.x builds): for each
+    /// section in metadata order, for each page, TDH.MEM.PAGE.ADD then, when the
+    /// section has MR.EXTEND, the 16 TDH.MR.EXTENDs of that page (KVM's
+    /// `tdx_gmem_post_populate` extends each page right after adding it).
     #[default]
     PageByPage,
-    /// Older TDX QEMU/KVM (the 2024 `KVM_MEMORY_MAPPING` + `KVM_TDX_EXTEND_MEMORY`
-    /// interface; dstack-mr's "two pass", its default for QEMU 8.x): for each section
-    /// in metadata order, every TDH.MEM.PAGE.ADD of the section, then every
-    /// TDH.MR.EXTEND of the section. Sections are still processed one after another.
+    /// TDX QEMU 8.x builds on the 2024 `KVM_MEMORY_MAPPING` + `KVM_TDX_EXTEND_MEMORY`
+    /// KVM interface (the QEMU TDX patch series of early 2024; dstack-mr's "two pass",
+    /// its default for QEMU 8.x): for each section in metadata order,
+    /// every TDH.MEM.PAGE.ADD of the section, then every TDH.MR.EXTEND of it. Sections
+    /// are still processed one after another, not all adds of all sections first.
     AllPagesFirst,
 }
 

@@ -12,9 +12,9 @@ use crate::output::{Outcome, Status};
 /// The VMM's page order (see `PageOrder` in the library for which VMM does which).
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum OrderArg {
-    /// QEMU 10.1+ / Linux 6.16+: each page added then extended.
+    /// QEMU using KVM_TDX_INIT_MEM_REGION (upstream 10.1+ / Linux 6.16+, TDX 9.x builds): each page added, then extended.
     PageByPage,
-    /// Older TDX QEMU 8.x/9.x stacks: per section, all pages added, then extended.
+    /// TDX QEMU 8.x builds (KVM_MEMORY_MAPPING + KVM_TDX_EXTEND_MEMORY): per section, all pages added, then extended.
     AllPagesFirst,
 }
 
