@@ -228,7 +228,7 @@ fn header(op: &[u8], gpa: u64) -> [u8; 128] {
     buf
 }
 
-/// The running MRTD hash plus what it was fed.
+/// The running MRTD hash and the firmware bytes MR.EXTEND chunks come from.
 struct Builder<'a> {
     fw: &'a [u8],
     hash: Sha384,
