@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::digest::{Digest48, Register};
 use crate::event::MeasuredEvent;
 
-use super::{EventLog, EventLogError, LogFormat, TPM_ALG_SHA384};
+use super::{EventLog, EventLogError, LogFormat, TPM_ALG_SHA256, TPM_ALG_SHA384};
+use sha2::{Digest as _, Sha256};
 
 /// A register's value after the replay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,6 +30,10 @@ pub struct RegisterValue {
 pub struct PcrValue {
     pub pcr: u32,
     pub sha384: Digest48,
+    /// The SHA-256 bank's value (hex), when the log carries SHA-256 digests: a second
+    /// bank to check against other tools and `pcr-sha256`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     pub events: usize,
 }
 
@@ -107,6 +112,8 @@ pub(super) fn replay(log: &EventLog) -> Result<Replay, EventLogError> {
     }
     let mut values: BTreeMap<Register, (Digest48, usize)> = BTreeMap::new();
     let mut pcrs: BTreeMap<u32, (Digest48, usize)> = BTreeMap::new();
+    let has_sha256 = log.spec_id.digest_size(TPM_ALG_SHA256).is_some();
+    let mut pcrs256: BTreeMap<u32, Option<[u8; 32]>> = BTreeMap::new();
     let startup_locality = startup_locality(log);
     let mut events = Vec::new();
     let mut not_replayed = Vec::new();
@@ -133,6 +140,12 @@ pub(super) fn replay(log: &EventLog) -> Result<Replay, EventLogError> {
             let (v, n) = pcrs.entry(e.index).or_insert((start, 0));
             v.extend(&digest);
             *n = n.saturating_add(1);
+            if has_sha256 {
+                let start = Some(pcr_initial_value(e.index, startup_locality).0)
+                    .and_then(|v| <[u8; 32]>::try_from(v.get(16..)?).ok());
+                let slot = pcrs256.entry(e.index).or_insert(start);
+                *slot = extend_sha256(*slot, e);
+            }
         }
         let Some(register) = e.register else {
             not_replayed.push(skip(format!(
@@ -189,6 +202,7 @@ pub(super) fn replay(log: &EventLog) -> Result<Replay, EventLogError> {
             .map(|(pcr, (sha384, events))| PcrValue {
                 pcr,
                 sha384,
+                sha256: pcrs256.get(&pcr).copied().flatten().map(hex::encode),
                 events,
             })
             .collect(),
@@ -196,6 +210,20 @@ pub(super) fn replay(log: &EventLog) -> Result<Replay, EventLogError> {
         events,
         not_replayed,
     })
+}
+
+/// `value = SHA256(value || digest)` with the event's SHA-256 digest; `None` once an
+/// event lacks one (the bank cannot be replayed then).
+fn extend_sha256(value: Option<[u8; 32]>, e: &super::LogEvent) -> Option<[u8; 32]> {
+    let v = value?;
+    let d = e
+        .digests
+        .iter()
+        .find(|d| d.algorithm_id == TPM_ALG_SHA256)?;
+    let mut h = Sha256::new();
+    h.update(v);
+    h.update(&d.digest);
+    Some(h.finalize().into())
 }
 
 /// The locality of a StartupLocality EV_NO_ACTION event in PCR 0 (PC Client spec
