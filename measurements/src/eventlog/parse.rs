@@ -166,7 +166,9 @@ pub fn parse_raw(bytes: &[u8]) -> Result<RawLog, ParseError> {
 }
 
 /// Padding starts where an event's PCRIndex and EventType would both be all-ones, or
-/// where everything left is zero (no real event is: it must carry a digest).
+/// where everything left is zero and at least as long as PCRIndex, EventType and a
+/// digest count (a zero count is invalid, so no real event looks like that; a
+/// shorter zero tail is a truncated event).
 fn padding(rest: &[u8]) -> Option<Trailing> {
     let head = rest.get(..8).unwrap_or(rest);
     if head.iter().all(|&b| b == 0xFF) {
@@ -175,7 +177,7 @@ fn padding(rest: &[u8]) -> Option<Trailing> {
             all_ones: rest.iter().all(|&b| b == 0xFF),
         });
     }
-    if rest.iter().all(|&b| b == 0) {
+    if rest.len() >= 12 && rest.iter().all(|&b| b == 0) {
         return Some(Trailing::ZeroPadding { bytes: rest.len() });
     }
     None
