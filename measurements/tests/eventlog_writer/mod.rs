@@ -1,6 +1,6 @@
 //! A small encoder of TCG2 crypto-agile logs (TCG PC Client Platform Firmware
 //! Profile §10.2), so tests can build logs event by event.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::indexing_slicing)]
 
 use cocoon_measurements::event::event_type::EV_NO_ACTION;
 use cocoon_measurements::Digest48;

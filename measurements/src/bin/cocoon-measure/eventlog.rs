@@ -151,13 +151,13 @@ fn replay_text(log: &EventLog, replay: &Replay) -> String {
     for r in &replay.registers {
         match (&r.value, &r.note) {
             (Some(v), _) => {
-                let _ = writeln!(out, "  {:<6} {v}  ({} events)", r.register, r.events);
+                let _ = writeln!(out, "  {:<6} {v}  ({} events)", r.register.name(), r.events);
             }
             (None, note) => {
                 let _ = writeln!(
                     out,
                     "  {:<6} not replayed: {}",
-                    r.register,
+                    r.register.name(),
                     note.as_deref().unwrap_or("")
                 );
             }
