@@ -367,7 +367,8 @@ fn detect(raw: &parse::RawLog) -> (LogFormat, String) {
         );
     }
     // PCR 0 holds the firmware's own measurements in a TPM log; a TD's firmware
-    // never extends MRTD (index 0 of a CC log), the TDX module measures it.
+    // never extends MRTD (index 0 of a CC log): edk2's TdTcg2Dxe refuses MrIndex 0
+    // ("MRTD cannot be extended in TDVF"), the TDX module measures it.
     if let Some(e) = extended().find(|e| e.index == 0) {
         return (
             LogFormat::Tpm,
