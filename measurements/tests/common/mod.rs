@@ -9,9 +9,7 @@ use std::path::PathBuf;
 pub fn testdata(rel: &str) -> PathBuf {
     let root = std::env::var_os("COCOON_TESTDATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata"));
     let p = root.join(rel);
     assert!(
         p.exists(),
