@@ -283,22 +283,27 @@ fn failure_reason(
             Some((detail, is_expiry)) => {
                 if is_expiry {
                     code = ReasonCode::CollateralExpired;
+                } else if chain.contains("UnknownRevocationStatus") {
+                    code = ReasonCode::Crl;
                 }
                 format!("{which} does not verify: {detail}")
             }
             None => format!("{which} does not verify"),
         };
     }
-    let dates = matches!(
-        code,
-        ReasonCode::CollateralExpired | ReasonCode::CollateralNotYetValid
-    )
-    .then(|| format!(" [{}]", CollateralDates::of(collateral).summary()))
-    .unwrap_or_default();
-    Reason::new(
-        code,
-        format!("{summary} at {when} ({at}){dates} (dcap-qvl: {chain})"),
-    )
+    let message = match code {
+        ReasonCode::CollateralExpired | ReasonCode::CollateralNotYetValid => format!(
+            "collateral {} at {when} ({at}): {summary} [{}] (dcap-qvl: {chain})",
+            if code == ReasonCode::CollateralExpired {
+                "expired"
+            } else {
+                "not yet valid"
+            },
+            CollateralDates::of(collateral).summary()
+        ),
+        _ => format!("{summary} (verified at {when}, {at}) (dcap-qvl: {chain})"),
+    };
+    Reason::new(code, message)
 }
 
 /// The outcome of verifying a quote against a policy.

@@ -14,6 +14,7 @@ const TABLE: &[(&str, ReasonCode, &str)] = &[
     // Trust root and CRLs (verify_impl, before the quote is even parsed).
     ("Failed to load root ca", ReasonCode::RootCa, "the trust root certificate does not load"),
     ("Failed to parse root CA certificate", ReasonCode::RootCa, "the trust root certificate does not parse"),
+    ("Failed to parse root CA CRL: InvalidCrlSignatureForPublicKey", ReasonCode::RootCa, "the collateral's root CA CRL is not signed by the trusted root (collateral from another PKI, or altered)"),
     ("Failed to parse root CA CRL", ReasonCode::Crl, "the root CA CRL does not parse or is not signed by the trusted root"),
     ("Failed to parse PCK CRL", ReasonCode::Crl, "the PCK CRL does not parse"),
     // Quote structure and header.
@@ -107,7 +108,7 @@ pub fn webpki_detail(chain: &str) -> Option<(&'static str, bool)> {
         ("CertRevoked", "a certificate is revoked", false),
         ("UnknownIssuer", "the chain does not lead to the trusted root", false),
         ("InvalidSignatureForPublicKey", "a certificate signature does not verify", false),
-        ("UnknownRevocationStatus", "no CRL covers a certificate of the chain", false),
+        ("UnknownRevocationStatus", "no valid CRL covers a certificate of the chain (CRL missing, altered or from another issuer)", false),
         ("BadDer", "a certificate is not valid DER", false),
     ];
     W.iter()
