@@ -76,8 +76,9 @@ fn de_hex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
 
 fn de_hex32<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
     let v = de_hex(d)?;
-    v.try_into()
-        .map_err(|v: Vec<u8>| serde::de::Error::custom(format!("expected 32 bytes, got {}", v.len())))
+    v.try_into().map_err(|v: Vec<u8>| {
+        serde::de::Error::custom(format!("expected 32 bytes, got {}", v.len()))
+    })
 }
 
 fn ser_opt_hex<S: serde::Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
@@ -178,7 +179,11 @@ impl Claims {
             tag::EVENT_LOG_DIGEST,
             self.runtime_event_log_digest.as_bytes(),
         );
-        put(&mut out, tag::WALLET_ADDRESS, self.wallet_address.as_bytes());
+        put(
+            &mut out,
+            tag::WALLET_ADDRESS,
+            self.wallet_address.as_bytes(),
+        );
         if let Some(n) = &self.nonce {
             put(&mut out, tag::NONCE, n);
         }
@@ -239,7 +244,12 @@ impl Claims {
             last_tag = t;
             let len_at = r.offset();
             let len = r.u32_be("claims.field.length")?;
-            let len = crate::codec::check_len("claims.field.length", len_at, u64::from(len), MAX_SPKI_LEN)?;
+            let len = crate::codec::check_len(
+                "claims.field.length",
+                len_at,
+                u64::from(len),
+                MAX_SPKI_LEN,
+            )?;
             let value_at = r.offset();
             let v = r.take(len, "claims.field.value")?;
             let exact = |n: usize, field: &str| -> Result<(), ParseError> {
@@ -350,6 +360,24 @@ mod tests {
         ));
     }
 
+    /// The worked example of docs/policy.md; the digest was computed independently
+    /// (Python hashlib/struct over the same field values).
+    #[test]
+    fn worked_example_vector() {
+        let c = example_claims();
+        let e = c.encode();
+        assert_eq!(e.len(), 342);
+        assert_eq!(
+            hex::encode(&e[..29]),
+            "636f636f6f6e2d72612d746c732d636c61696d732f763100010000005b"
+        );
+        assert_eq!(
+            hex::encode(c.report_data()),
+            "dfab4b6271ac8b0f9ddd1661192bbacae830d44b49e395e5b73a7a3ad73dfaf7\
+             c9eb6360d9e3387c403f6eedf7e64700e0d1dccf7858498b93da7decd7480f81"
+        );
+    }
+
     #[test]
     fn optional_fields_change_the_digest() {
         let c = example_claims();
@@ -384,7 +412,10 @@ mod tests {
         // Wrong label.
         let mut l = e.clone();
         l[0] = b'x';
-        assert!(Claims::decode(&l).unwrap_err().to_string().contains("offset 0"));
+        assert!(Claims::decode(&l)
+            .unwrap_err()
+            .to_string()
+            .contains("offset 0"));
     }
 
     #[test]

@@ -162,7 +162,9 @@ pub enum PolicyError {
     #[error("policy: version {0} is not supported (expected {POLICY_VERSION})")]
     Version(u32),
     /// A register that must be pinned is `"any"` or an empty list.
-    #[error("policy: registers.{0} must be a non-empty list of values (\"any\" is not allowed for it)")]
+    #[error(
+        "policy: registers.{0} must be a non-empty list of values (\"any\" is not allowed for it)"
+    )]
     Unpinned(&'static str),
     #[error("policy: tcb.accepted_statuses: unknown status {0:?} (known: {known})", known = KNOWN_TCB_STATUSES.join(", "))]
     UnknownStatus(String),

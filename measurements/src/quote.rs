@@ -18,9 +18,7 @@ use serde::{Serialize, Serializer};
 use crate::codec::{ParseError, ParseErrorKind, Reader};
 use crate::digest::Digest48;
 
-pub use attributes::{
-    TdAttributes, Xfam, TD_ATTRIBUTES_RESERVED_MASK, TD_ATTRIBUTES_TUD_MASK,
-};
+pub use attributes::{TdAttributes, Xfam, TD_ATTRIBUTES_RESERVED_MASK, TD_ATTRIBUTES_TUD_MASK};
 pub use text::{looks_like_hex, quote_bytes};
 
 /// Largest quote we read. Real TDX quotes are about 5 KiB, nearly all of it the PCK
@@ -357,9 +355,7 @@ fn parse_header(r: &mut Reader<'_>) -> Result<Header, QuoteError> {
         return Err(ParseError::invalid(
             "quote.header.attestation_key_type",
             key_at,
-            format!(
-                "attestation key type {attestation_key_type} is not 2 (ECDSA-256 with P-256)"
-            ),
+            format!("attestation key type {attestation_key_type} is not 2 (ECDSA-256 with P-256)"),
         )
         .into());
     }
@@ -604,7 +600,10 @@ pub(crate) mod tests {
     fn header_checks() {
         let mut q = synthetic_v4();
         q[0] = 3;
-        assert_eq!(Quote::parse(&q).unwrap_err(), QuoteError::UnsupportedVersion(3));
+        assert_eq!(
+            Quote::parse(&q).unwrap_err(),
+            QuoteError::UnsupportedVersion(3)
+        );
         let mut q = synthetic_v4();
         q[4] = 0;
         assert_eq!(Quote::parse(&q).unwrap_err(), QuoteError::NotTdx(0));

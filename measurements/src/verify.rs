@@ -93,7 +93,10 @@ pub fn load_collateral_json(bytes: &[u8]) -> Result<QuoteCollateralV3, VerifyErr
 
 /// Fetch collateral for `raw_quote` from a PCCS (or Intel PCS) at `pccs_url`, on a
 /// private current-thread tokio runtime so that callers stay synchronous.
-pub fn fetch_collateral(pccs_url: &str, raw_quote: &[u8]) -> Result<QuoteCollateralV3, VerifyError> {
+pub fn fetch_collateral(
+    pccs_url: &str,
+    raw_quote: &[u8],
+) -> Result<QuoteCollateralV3, VerifyError> {
     let fail = |message: String| VerifyError::Fetch {
         url: pccs_url.to_string(),
         message,

@@ -1,5 +1,11 @@
 //! Policies: loading (fail closed), every rule on the real quote, generation from
 //! measurements, and the CLI.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod common;
 
 use cocoon_measurements::claims::{example_claims, Claims};
@@ -7,7 +13,9 @@ use cocoon_measurements::digest::Digest48;
 use cocoon_measurements::expected::{ExpectedMeasurements, Inputs, MEASUREMENTS_FORMAT};
 use cocoon_measurements::policy::{check, Evidence, Policy, PolicyError};
 use cocoon_measurements::quote::Quote;
-use cocoon_measurements::verify::{load_collateral_json, verify_quote, TcbFacts, TrustRoot, Verdict};
+use cocoon_measurements::verify::{
+    load_collateral_json, verify_quote, TcbFacts, TrustRoot, Verdict,
+};
 
 const AT: u64 = 1751624190;
 const MRTD: &str = "91eb2b44d141d4ece09f0c75c2c53d247a3c68edd7fafe8a3520c942a604a407de03ae6dc5f87f27428b2538873118b7";
@@ -60,8 +68,14 @@ fn codes(v: &Verdict) -> Vec<&'static str> {
 
 #[test]
 fn exact_policy_accepts_the_real_quote() {
-    let p = Policy::from_toml(&policy_text(MRTD, &format!("[\"{RTMR0}\"]"), RTMR1, "", &exact()))
-        .unwrap();
+    let p = Policy::from_toml(&policy_text(
+        MRTD,
+        &format!("[\"{RTMR0}\"]"),
+        RTMR1,
+        "",
+        &exact(),
+    ))
+    .unwrap();
     let v = verify_with(&p, None);
     assert!(v.accepted, "{:#?}", v.reasons);
 }
@@ -87,8 +101,14 @@ fn several_mismatches_are_all_listed() {
         "max_collateral_age_secs = 86400",
         &format!("binding = \"exact\"\nvalue = \"{}\"", "00".repeat(64)),
     )
-    .replace("xfam = [\"0x00000000000602e7\"]", "xfam = [\"0x00000000000000e7\"]")
-    .replace("accepted_statuses = [\"UpToDate\"]", "accepted_statuses = [\"OutOfDate\"]");
+    .replace(
+        "xfam = [\"0x00000000000602e7\"]",
+        "xfam = [\"0x00000000000000e7\"]",
+    )
+    .replace(
+        "accepted_statuses = [\"UpToDate\"]",
+        "accepted_statuses = [\"OutOfDate\"]",
+    );
     let p = Policy::from_toml(&text).unwrap();
     let v = verify_with(&p, None);
     assert_eq!(
@@ -104,13 +124,23 @@ fn several_mismatches_are_all_listed() {
         ]
     );
     // TCB info issued 2025-06-19T10:16:03Z (1750328163): 1296027 s before AT.
-    let age = v.reasons.iter().find(|r| r.code() == "collateral_too_old").unwrap();
+    let age = v
+        .reasons
+        .iter()
+        .find(|r| r.code() == "collateral_too_old")
+        .unwrap();
     assert_eq!(age.found.as_deref(), Some("1296027 s"));
 }
 
 #[test]
 fn claims_binding() {
-    let text = policy_text(MRTD, "\"any\"", RTMR1, "", "binding = \"claims_v1\"\nrequire_nonce = true");
+    let text = policy_text(
+        MRTD,
+        "\"any\"",
+        RTMR1,
+        "",
+        "binding = \"claims_v1\"\nrequire_nonce = true",
+    );
     let p = Policy::from_toml(&text).unwrap();
     assert_eq!(codes(&verify_with(&p, None)), ["claims_missing"]);
     let mut c = example_claims();
@@ -157,7 +187,10 @@ fn advisories_statuses_and_claims_on_synthetic_facts() {
     };
     let f = facts("SWHardeningNeeded", &["INTEL-SA-00615"]);
     assert!(run(&p, &f).is_empty());
-    let f = facts("OutOfDate", &["INTEL-SA-00615", "INTEL-SA-00837", "INTEL-SA-00960"]);
+    let f = facts(
+        "OutOfDate",
+        &["INTEL-SA-00615", "INTEL-SA-00837", "INTEL-SA-00960"],
+    );
     assert_eq!(run(&p, &f), ["tcb_status", "advisory", "advisory"]);
     // Without facts (not verified), the TCB rules fail closed.
     let none = check(
@@ -179,7 +212,10 @@ fn policies_fail_closed_on_load() {
     assert!(Policy::from_toml(&good).is_ok());
     // A missing register is an error, not "any".
     let e = Policy::from_toml(&good.replace("rtmr0 = \"any\"\n", "")).unwrap_err();
-    assert!(matches!(&e, PolicyError::Syntax(m) if m.contains("rtmr0")), "{e}");
+    assert!(
+        matches!(&e, PolicyError::Syntax(m) if m.contains("rtmr0")),
+        "{e}"
+    );
     // MRTD may not be "any" or empty.
     let e = Policy::from_toml(&good.replace(&format!("mrtd = [\"{MRTD}\"]"), "mrtd = \"any\""))
         .unwrap_err();
@@ -193,7 +229,10 @@ fn policies_fail_closed_on_load() {
         good.replace("[td]", "[td]\nsept_ve = true"),
         format!("{good}\nextra = 1"),
     ] {
-        assert!(matches!(Policy::from_toml(&bad), Err(PolicyError::Syntax(_))), "{bad}");
+        assert!(
+            matches!(Policy::from_toml(&bad), Err(PolicyError::Syntax(_))),
+            "{bad}"
+        );
     }
     // Missing [report_data] and [td] tables.
     let no_rd = good.split("[report_data]").next().unwrap().to_string();
@@ -209,7 +248,10 @@ fn policies_fail_closed_on_load() {
     assert!(Policy::from_toml(&good.replace("binding = \"any\"", "binding = \"exact\"")).is_err());
     assert!(Policy::from_toml(&good.replace("rtmr0 = \"any\"", "rtmr0 = \"all\"")).is_err());
     // The [gpu] table is accepted (its content belongs to the GPU policy).
-    assert!(Policy::from_toml(&format!("{good}\n[gpu]\n")).unwrap().gpu.is_some());
+    assert!(Policy::from_toml(&format!("{good}\n[gpu]\n"))
+        .unwrap()
+        .gpu
+        .is_some());
 }
 
 fn measurements(rtmr0: Option<Digest48>) -> ExpectedMeasurements {
@@ -244,8 +286,11 @@ fn from_measurements_pins_and_round_trips() {
 fn cli_from_measurements_then_verify() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("measurements.json");
-    std::fs::write(&m, serde_json::to_vec(&measurements(Some(RTMR0.parse().unwrap()))).unwrap())
-        .unwrap();
+    std::fs::write(
+        &m,
+        serde_json::to_vec(&measurements(Some(RTMR0.parse().unwrap()))).unwrap(),
+    )
+    .unwrap();
     let out_p = dir.path().join("policy.toml");
     let o = common::cocoon_measure()
         .args(["--json", "policy", "from-measurements"])
@@ -299,5 +344,8 @@ fn cli_from_measurements_then_verify() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert!(v["error"].as_str().unwrap().contains("missing field"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("missing field"),
+        "{v}"
+    );
 }

@@ -1,4 +1,10 @@
 //! `cocoon-measure quote inspect|verify`: exit codes and JSON on real data.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod common;
 
 use std::path::Path;
@@ -20,7 +26,9 @@ fn run(args: &[&str]) -> (i32, Value, String) {
 }
 
 fn td(name: &str) -> String {
-    common::testdata(&format!("tdx/{name}")).display().to_string()
+    common::testdata(&format!("tdx/{name}"))
+        .display()
+        .to_string()
 }
 
 fn write_tmp(dir: &Path, name: &str, bytes: &[u8]) -> String {
@@ -50,7 +58,10 @@ fn inspect_json_names_fields_and_debug_bit() {
     );
     assert_eq!(r["td_attributes"]["debug"], false);
     assert_eq!(r["td_attributes"]["sept_ve_disable"], true);
-    assert_eq!(r["td_attributes"]["set"], serde_json::json!(["SEPT_VE_DISABLE"]));
+    assert_eq!(
+        r["td_attributes"]["set"],
+        serde_json::json!(["SEPT_VE_DISABLE"])
+    );
     assert_eq!(v["quote"]["signature_data"]["pck_cert_data_type"], 5);
 
     let (code, v, _) = run(&["--json", "quote", "inspect", &td("tdx_quote_outdated")]);
@@ -72,10 +83,7 @@ fn inspect_shows_a_debug_td() {
     assert_eq!(code, 0);
     assert_eq!(v["encoding"], "hex");
     assert_eq!(v["quote"]["td_report"]["td_attributes"]["debug"], true);
-    assert_eq!(
-        v["quote"]["td_report"]["td_attributes"]["set"][0],
-        "DEBUG"
-    );
+    assert_eq!(v["quote"]["td_report"]["td_attributes"]["set"][0], "DEBUG");
     let out = common::cocoon_measure()
         .args(["quote", "inspect", &f])
         .output()
@@ -114,11 +122,16 @@ fn unparsable_quotes_exit_2_naming_the_offset() {
             assert!(stderr.contains(needle));
         }
     }
-    let (_, v, _) = run(&["--json", "quote", "inspect", &write_tmp(dir.path(), "v", &{
-        let mut b = raw.clone();
-        b[0] = 6;
-        b
-    })]);
+    let (_, v, _) = run(&[
+        "--json",
+        "quote",
+        "inspect",
+        &write_tmp(dir.path(), "v", &{
+            let mut b = raw.clone();
+            b[0] = 6;
+            b
+        }),
+    ]);
     assert!(v["error"].as_str().unwrap().contains("version 6"));
 }
 
@@ -172,10 +185,20 @@ fn verify_rejects_outdated_tampered_expired() {
     raw[48 + 120] |= 1; // DEBUG, inside the signed body
     let f = write_tmp(dir.path(), "debug", &raw);
     let (code, v, _) = run(&[
-        "--json", "quote", "verify", &f, "--collateral", &td("tdx_quote_collateral.json"), "--at", AT,
+        "--json",
+        "quote",
+        "verify",
+        &f,
+        "--collateral",
+        &td("tdx_quote_collateral.json"),
+        "--at",
+        AT,
     ]);
     assert_eq!(code, 1);
-    assert_eq!(codes(&v), ["quote_signature", "debug_enabled", "tcb_unknown"]);
+    assert_eq!(
+        codes(&v),
+        ["quote_signature", "debug_enabled", "tcb_unknown"]
+    );
 
     let (code, v, _) = run(&[
         "--json",
@@ -208,7 +231,14 @@ fn verify_bad_inputs_exit_2() {
     assert_eq!(code, 2);
     let root = write_tmp(dir.path(), "root.der", b"junk");
     let (code, v, _) = run(&[
-        "--json", "quote", "verify", &q, "--collateral", &td("tdx_quote_collateral.json"), "--root-ca", &root,
+        "--json",
+        "quote",
+        "verify",
+        &q,
+        "--collateral",
+        &td("tdx_quote_collateral.json"),
+        "--root-ca",
+        &root,
     ]);
     assert_eq!(code, 2);
     assert!(v["error"].as_str().unwrap().contains("root CA"));

@@ -1,4 +1,10 @@
 //! The quote parser on the real quotes of `testdata/tdx`, and on broken variants.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod common;
 
 use cocoon_measurements::quote::{is_truncation, BodyKind, Quote, QuoteError, HEADER_LEN};
@@ -61,7 +67,10 @@ fn parses_v5_td15_quote_fields() {
         r.mrtd.to_hex(),
         "273828c46252fcbdd8ad2dd907130222b03466d52a2911d70c1a5950895d6bd1ae451d382d5a9b1b4c0ed0e5ae9a3dbd"
     );
-    assert_eq!(hex::encode(r.tee_tcb_svn), "07010300000000000000000000000000");
+    assert_eq!(
+        hex::encode(r.tee_tcb_svn),
+        "07010300000000000000000000000000"
+    );
     assert_eq!(
         hex::encode(r.tee_tcb_svn2.unwrap()),
         "0d010300000000000000000000000000"
@@ -90,7 +99,10 @@ fn truncation_at_any_offset_is_an_error_naming_the_field_start() {
         let e = Quote::parse(&raw[..cut]).unwrap_err();
         assert!(is_truncation(&e), "cut {cut}: {e}");
         assert_eq!(e.offset(), offset, "cut {cut}: {e}");
-        assert!(e.to_string().contains(&format!("byte offset {offset}")), "{e}");
+        assert!(
+            e.to_string().contains(&format!("byte offset {offset}")),
+            "{e}"
+        );
     }
     // And nowhere does truncation panic or succeed (the 70 padding bytes aside).
     for cut in 0..raw.len() - 70 {
@@ -103,7 +115,10 @@ fn wrong_version_tee_type_body_type() {
     let raw = read("tdx/tdx_quote");
     let mut q = raw.clone();
     q[0] = 3;
-    assert_eq!(Quote::parse(&q).unwrap_err(), QuoteError::UnsupportedVersion(3));
+    assert_eq!(
+        Quote::parse(&q).unwrap_err(),
+        QuoteError::UnsupportedVersion(3)
+    );
     let mut q = raw.clone();
     q[4] = 0x00; // SGX
     let e = Quote::parse(&q).unwrap_err();
@@ -113,7 +128,10 @@ fn wrong_version_tee_type_body_type() {
     let v5 = read("tdx/tdx_quote_outdated");
     let mut q = v5.clone();
     q[48] = 4; // TD report 1.5ex: not supported by this parser
-    assert_eq!(Quote::parse(&q).unwrap_err(), QuoteError::UnsupportedBodyType(4));
+    assert_eq!(
+        Quote::parse(&q).unwrap_err(),
+        QuoteError::UnsupportedBodyType(4)
+    );
     let mut q = v5.clone();
     q[50] = 0x49; // body size 584 + ... no longer 648
     let e = Quote::parse(&q).unwrap_err();

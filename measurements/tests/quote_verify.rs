@@ -1,6 +1,12 @@
 //! Verification of the real quotes of `testdata/tdx` with dcap-qvl, and the named
 //! reason each kind of tampering produces. Times are fixed inside the collateral
 //! windows documented in testdata/README.md, never the wall clock.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod common;
 
 use cocoon_measurements::policy::{Allowed, Policy, ReasonCode};
@@ -25,7 +31,15 @@ fn collateral() -> QuoteCollateralV3 {
 }
 
 fn verify(raw: &[u8], coll: &QuoteCollateralV3, at: u64) -> Verdict {
-    verify_quote(raw, coll, at, &TrustRoot::Intel, &Policy::default_unpinned(), None).unwrap()
+    verify_quote(
+        raw,
+        coll,
+        at,
+        &TrustRoot::Intel,
+        &Policy::default_unpinned(),
+        None,
+    )
+    .unwrap()
 }
 
 fn codes(v: &Verdict) -> Vec<&'static str> {
@@ -157,7 +171,10 @@ fn flipped_bit_in_qe_report_and_attestation_key() {
     let qe_report = q.signed_len + 4 + 128 + 6;
     let mut r = raw.clone();
     r[qe_report + 64] ^= 1;
-    assert_crypto_failure(&verify(&r, &collateral(), AT), ReasonCode::QeReportSignature);
+    assert_crypto_failure(
+        &verify(&r, &collateral(), AT),
+        ReasonCode::QeReportSignature,
+    );
     let mut r = raw.clone();
     r[q.signed_len + 4 + 64 + 5] ^= 1;
     assert_crypto_failure(&verify(&r, &collateral(), AT), ReasonCode::QeReportData);
@@ -169,14 +186,21 @@ fn after_next_update_the_collateral_is_expired() {
     // PCK CRL nextUpdate 2025-07-19T10:00:35Z = 1752919235 - 1.
     let v = verify(&q, &c, 1752919235);
     assert_crypto_failure(&v, ReasonCode::CollateralExpired);
-    assert!(v.reasons[0].message.contains("CRL"), "{}", v.reasons[0].message);
+    assert!(
+        v.reasons[0].message.contains("CRL"),
+        "{}",
+        v.reasons[0].message
+    );
     // TCB info nextUpdate 2025-07-19T10:16:03Z.
     let v = verify(&q, &c, 1752920164);
     assert_crypto_failure(&v, ReasonCode::CollateralExpired);
     assert!(v.reasons[0].message.contains("TCB info expired"));
     assert!(v.reasons[0].message.contains("2025-07-19T10:16:04Z"));
     // Before QE identity issueDate 2025-06-19T10:32:27Z.
-    assert_crypto_failure(&verify(&q, &c, 1750329146), ReasonCode::CollateralNotYetValid);
+    assert_crypto_failure(
+        &verify(&q, &c, 1750329146),
+        ReasonCode::CollateralNotYetValid,
+    );
 }
 
 fn tampered_collateral(f: impl FnOnce(&mut QuoteCollateralV3)) -> QuoteCollateralV3 {
@@ -227,7 +251,9 @@ fn chain_der(raw: &[u8]) -> Vec<Vec<u8>> {
                 .unwrap()
                 .split_whitespace()
                 .collect();
-            base64::engine::general_purpose::STANDARD.decode(b64).unwrap()
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap()
         })
         .collect()
 }
@@ -240,7 +266,11 @@ fn custom_root_is_used_only_when_given() {
     // Intel's root passed explicitly behaves as the built-in one.
     let intel = TrustRoot::custom(certs[2].clone()).unwrap();
     let p = Policy::default_unpinned();
-    assert!(verify_quote(&raw, &collateral(), AT, &intel, &p, None).unwrap().accepted);
+    assert!(
+        verify_quote(&raw, &collateral(), AT, &intel, &p, None)
+            .unwrap()
+            .accepted
+    );
     // Another root (here the PCK platform CA): the collateral does not chain to it.
     let other = TrustRoot::custom(certs[1].clone()).unwrap();
     let v = verify_quote(&raw, &collateral(), AT, &other, &p, None).unwrap();

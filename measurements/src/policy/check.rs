@@ -152,7 +152,9 @@ fn tcb(policy: &Policy, ev: &Evidence<'_>, out: &mut Vec<Reason>) {
         {
             out.push(Reason::mismatch(
                 ReasonCode::Advisory,
-                format!("advisory {id} applies to this platform and is not tolerated by the policy"),
+                format!(
+                    "advisory {id} applies to this platform and is not tolerated by the policy"
+                ),
                 if p.tolerated_advisories.is_empty() {
                     "no advisories".to_string()
                 } else {

@@ -178,9 +178,18 @@ struct TdAttributesView {
 
 /// XSAVE feature components (Intel SDM vol. 1, 13.1) that XFAM may enable.
 const XFAM_BITS: &[Bit] = &[
-    Bit { bit: 0, name: "X87" },
-    Bit { bit: 1, name: "SSE" },
-    Bit { bit: 2, name: "AVX" },
+    Bit {
+        bit: 0,
+        name: "X87",
+    },
+    Bit {
+        bit: 1,
+        name: "SSE",
+    },
+    Bit {
+        bit: 2,
+        name: "AVX",
+    },
     Bit {
         bit: 3,
         name: "MPX_BNDREGS",
@@ -291,7 +300,12 @@ mod tests {
         }
         assert_eq!(m, TD_ATTRIBUTES_RESERVED_MASK);
         for b in TD_ATTRIBUTE_BITS {
-            assert_eq!(TD_ATTRIBUTES_RESERVED_MASK & (1u64 << b.bit), 0, "{}", b.name);
+            assert_eq!(
+                TD_ATTRIBUTES_RESERVED_MASK & (1u64 << b.bit),
+                0,
+                "{}",
+                b.name
+            );
         }
     }
 

@@ -20,10 +20,7 @@ pub fn looks_like_hex(input: &[u8]) -> bool {
 
 /// The text after leading whitespace and an optional `0x`, with its offset.
 fn strip_prefix(input: &[u8]) -> (usize, &[u8]) {
-    let lead = input
-        .iter()
-        .take_while(|b| b.is_ascii_whitespace())
-        .count();
+    let lead = input.iter().take_while(|b| b.is_ascii_whitespace()).count();
     let rest = input.get(lead..).unwrap_or(&[]);
     match rest {
         [b'0', b'x' | b'X', tail @ ..] => (lead.saturating_add(2), tail),
@@ -95,7 +92,10 @@ mod tests {
         assert!(!looks_like_hex(b"04zz"));
         let e = quote_bytes(b"0400 02zz").unwrap_err();
         assert!(matches!(e, QuoteError::Hex { offset: 7, .. }), "{e}");
-        assert_eq!(&*quote_bytes(b" 0x04 00\r\nAbff\n").unwrap(), &[4, 0, 0xab, 0xff]);
+        assert_eq!(
+            &*quote_bytes(b" 0x04 00\r\nAbff\n").unwrap(),
+            &[4, 0, 0xab, 0xff]
+        );
         assert_eq!(&*quote_bytes(b"\x04\x00").unwrap(), &[4, 0]);
         let e = quote_bytes(b"04000").unwrap_err();
         assert!(matches!(e, QuoteError::Hex { offset: 5, .. }), "{e}");

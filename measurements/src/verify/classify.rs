@@ -90,10 +90,7 @@ pub fn classify(chain: &str) -> (ReasonCode, &'static str) {
     }
     if chain.contains("Failed to verify certificate chain") {
         // Caller resolves which chain (see `verify::chain_failure`).
-        return (
-            ReasonCode::PckChain,
-            "a certificate chain does not verify",
-        );
+        return (ReasonCode::PckChain, "a certificate chain does not verify");
     }
     (ReasonCode::VerificationFailed, "quote verification failed")
 }
@@ -138,7 +135,10 @@ mod tests {
             classify("TDX module TCB level check: TDX module ISVSVN 3 is below minimum required from TDX module TCB levels").0,
             ReasonCode::NoMatchingTcbLevel
         );
-        assert_eq!(classify("TCB status is invalid: Revoked").0, ReasonCode::TcbRevoked);
+        assert_eq!(
+            classify("TCB status is invalid: Revoked").0,
+            ReasonCode::TcbRevoked
+        );
         assert_eq!(classify("something new").0, ReasonCode::VerificationFailed);
     }
 }

@@ -14,7 +14,11 @@ pub fn parse_rfc3339_utc(s: &str) -> Option<u64> {
         std::str::from_utf8(part).ok()?.parse().ok()
     };
     let sep = |at: usize, c: u8| b.get(at) == Some(&c);
-    if !(sep(4, b'-') && sep(7, b'-') && (sep(10, b'T') || sep(10, b't')) && sep(13, b':') && sep(16, b':'))
+    if !(sep(4, b'-')
+        && sep(7, b'-')
+        && (sep(10, b'T') || sep(10, b't'))
+        && sep(13, b':')
+        && sep(16, b':'))
     {
         return None;
     }
@@ -109,7 +113,10 @@ mod tests {
         // Values checked with `date -u -d ... +%s`.
         assert_eq!(parse_rfc3339_utc("2025-06-19T10:16:03Z"), Some(1750328163));
         assert_eq!(parse_rfc3339_utc("2025-07-19T10:16:03Z"), Some(1752920163));
-        assert_eq!(parse_rfc3339_utc("2024-02-29T00:00:00.123Z"), Some(1709164800));
+        assert_eq!(
+            parse_rfc3339_utc("2024-02-29T00:00:00.123Z"),
+            Some(1709164800)
+        );
         assert_eq!(parse_rfc3339_utc("1970-01-01T00:00:00+00:00"), Some(0));
         assert_eq!(parse_rfc3339_utc("2023-02-29T00:00:00Z"), None);
         assert_eq!(parse_rfc3339_utc("2025-06-19 10:16:03Z"), None);

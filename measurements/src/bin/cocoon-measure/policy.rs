@@ -74,7 +74,8 @@ fn from_measurements(file: &Path, out: Option<&Path>) -> anyhow::Result<Outcome>
 
 fn check(file: &Path) -> anyhow::Result<Outcome> {
     let bytes = read_capped(file, 1024 * 1024, "policy")?;
-    let text = String::from_utf8(bytes).with_context(|| format!("policy {} is not UTF-8", file.display()))?;
+    let text = String::from_utf8(bytes)
+        .with_context(|| format!("policy {} is not UTF-8", file.display()))?;
     let policy = Policy::from_toml(&text).with_context(|| file.display().to_string())?;
     let report = json!({
         "file": file.display().to_string(),

@@ -78,7 +78,11 @@ const MAX_QUOTE_FILE: u64 = (MAX_QUOTE_BYTES as u64) * 3;
 
 fn load_quote(path: &Path) -> anyhow::Result<(Vec<u8>, Quote, &'static str)> {
     let content = read_capped(path, MAX_QUOTE_FILE, "quote file")?;
-    let form = if looks_like_hex(&content) { "hex" } else { "binary" };
+    let form = if looks_like_hex(&content) {
+        "hex"
+    } else {
+        "binary"
+    };
     let (raw, q) = Quote::parse_file_content(&content)
         .with_context(|| format!("{} ({form})", path.display()))?;
     Ok((raw, q, form))
@@ -108,7 +112,11 @@ fn inspect_text(q: &Quote, form: &str, size: usize) -> String {
             cocoon_measurements::quote::BodyKind::TdReport15 => "TD report 1.5",
         },
         hex::encode(q.header.qe_vendor_id),
-        if q.header.is_intel_qe() { " (Intel)" } else { "" }
+        if q.header.is_intel_qe() {
+            " (Intel)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(s, "  mrtd            {}", r.mrtd);
     let _ = writeln!(s, "  rtmr0           {}", r.rtmr0);
@@ -123,7 +131,12 @@ fn inspect_text(q: &Quote, form: &str, size: usize) -> String {
         a.set_names().join(", "),
         if a.debug() { "  <-- DEBUG" } else { "" }
     );
-    let _ = writeln!(s, "  xfam            {:#018x} [{}]", r.xfam.0, r.xfam.set_names().join(", "));
+    let _ = writeln!(
+        s,
+        "  xfam            {:#018x} [{}]",
+        r.xfam.0,
+        r.xfam.set_names().join(", ")
+    );
     let _ = writeln!(s, "  tee_tcb_svn     {}", hex::encode(r.tee_tcb_svn));
     if let Some(svn2) = r.tee_tcb_svn2 {
         let _ = writeln!(s, "  tee_tcb_svn2    {}", hex::encode(svn2));
