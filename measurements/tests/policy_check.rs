@@ -349,3 +349,42 @@ fn cli_from_measurements_then_verify() {
         "{v}"
     );
 }
+
+#[test]
+fn cli_claims_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.toml");
+    std::fs::write(
+        &p,
+        policy_text(MRTD, "\"any\"", RTMR1, "", "binding = \"claims_v1\""),
+    )
+    .unwrap();
+    let c = dir.path().join("claims.json");
+    std::fs::write(&c, serde_json::to_vec(&example_claims()).unwrap()).unwrap();
+    let verify = |extra: &[&std::path::Path]| {
+        let mut cmd = common::cocoon_measure();
+        cmd.args(["--json", "quote", "verify"])
+            .arg(common::testdata("tdx/tdx_quote"))
+            .arg("--collateral")
+            .arg(common::testdata("tdx/tdx_quote_collateral.json"))
+            .args(["--at", "1751624190", "--policy"])
+            .arg(&p);
+        if let Some(c) = extra.first() {
+            cmd.arg("--claims").arg(c);
+        }
+        let o = cmd.output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        (o.status.code(), v)
+    };
+    let (code, v) = verify(&[]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["reasons"][0]["code"], "claims_missing");
+    let (code, v) = verify(&[&c]);
+    assert_eq!(code, Some(1));
+    assert_eq!(v["reasons"].as_array().unwrap().len(), 1);
+    assert_eq!(v["reasons"][0]["code"], "report_data_mismatch");
+    assert_eq!(v["reasons"][0]["found"], REPORT_DATA);
+    // Claims JSON with an unknown field is bad input.
+    std::fs::write(&c, br#"{"tls_spki_der": "00", "x": 1}"#).unwrap();
+    assert_eq!(verify(&[&c]).0, Some(2));
+}

@@ -249,3 +249,26 @@ fn verify_bad_inputs_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn unreachable_pccs_is_bad_input() {
+    // Nothing listens on port 1 of the loopback: the fetch fails fast, offline.
+    let (code, v, _) = run(&[
+        "--json",
+        "quote",
+        "verify",
+        &td("tdx_quote"),
+        "--pccs",
+        "http://127.0.0.1:1",
+        "--at",
+        AT,
+    ]);
+    assert_eq!(code, 2, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("collateral fetch from http://127.0.0.1:1"),
+        "{v}"
+    );
+}
