@@ -283,12 +283,8 @@ fn failure_reason(
             "the PCK certificate chain"
         };
         summary = match classify::webpki_detail(chain) {
-            Some((detail, is_expiry)) => {
-                if is_expiry {
-                    code = ReasonCode::CollateralExpired;
-                } else if chain.contains("UnknownRevocationStatus") {
-                    code = ReasonCode::Crl;
-                }
+            Some((detail, specific)) => {
+                code = specific.unwrap_or(code);
                 format!("{which} does not verify: {detail}")
             }
             None => format!("{which} does not verify"),

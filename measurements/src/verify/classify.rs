@@ -95,22 +95,46 @@ pub fn classify(chain: &str) -> (ReasonCode, &'static str) {
     (ReasonCode::VerificationFailed, "quote verification failed")
 }
 
-/// For certificate-chain failures: what webpki said, in words.
-pub fn webpki_detail(chain: &str) -> Option<(&'static str, bool)> {
-    // (summary, is_expiry)
-    const W: &[(&str, &str, bool)] = &[
-        ("CrlExpired", "a CRL is past its nextUpdate", true),
-        ("CertExpired", "a certificate has expired", true),
-        ("CertNotValidYet", "a certificate is not yet valid", false),
-        ("CertRevoked", "a certificate is revoked", false),
-        ("UnknownIssuer", "the chain does not lead to the trusted root", false),
-        ("InvalidSignatureForPublicKey", "a certificate signature does not verify", false),
-        ("UnknownRevocationStatus", "no valid CRL covers a certificate of the chain (CRL missing, altered or from another issuer)", false),
-        ("BadDer", "a certificate is not valid DER", false),
+/// For certificate-chain failures: what webpki said, in words, and the code it
+/// warrants when more specific than the chain's own (expiry, CRL coverage).
+pub fn webpki_detail(chain: &str) -> Option<(&'static str, Option<ReasonCode>)> {
+    const W: &[(&str, &str, Option<ReasonCode>)] = &[
+        (
+            "CrlExpired",
+            "a CRL is past its nextUpdate",
+            Some(ReasonCode::CollateralExpired),
+        ),
+        (
+            "CertExpired",
+            "a certificate has expired",
+            Some(ReasonCode::CollateralExpired),
+        ),
+        (
+            "CertNotValidYet",
+            "a certificate is not yet valid",
+            Some(ReasonCode::CollateralNotYetValid),
+        ),
+        ("CertRevoked", "a certificate is revoked", None),
+        (
+            "UnknownIssuer",
+            "the chain does not lead to the trusted root",
+            None,
+        ),
+        (
+            "InvalidSignatureForPublicKey",
+            "a certificate signature does not verify",
+            None,
+        ),
+        (
+            "UnknownRevocationStatus",
+            "no valid CRL covers a certificate of the chain (CRL missing, altered or from another issuer)",
+            Some(ReasonCode::Crl),
+        ),
+        ("BadDer", "a certificate is not valid DER", None),
     ];
     W.iter()
         .find(|(needle, _, _)| chain.contains(needle))
-        .map(|(_, s, e)| (*s, *e))
+        .map(|(_, s, c)| (*s, *c))
 }
 
 #[cfg(test)]
