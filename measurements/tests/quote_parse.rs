@@ -181,3 +181,40 @@ fn hex_text_forms() {
     let e = Quote::parse_file_content(bad.as_bytes()).unwrap_err();
     assert!(matches!(e, QuoteError::Hex { offset: 100, .. }), "{e}");
 }
+
+/// A deterministic poor man's fuzz run (the real one is `fuzz/fuzz_targets/quote.rs`):
+/// random byte edits, truncations and extensions of both real quotes, raw and as
+/// hex text, never panic, and every error points inside the input.
+#[test]
+fn mutated_quotes_never_panic() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for name in ["tdx/tdx_quote", "tdx/tdx_quote_outdated"] {
+        let base = read(name);
+        for _ in 0..800 {
+            let mut b = base.clone();
+            for _ in 0..(next() % 4 + 1) {
+                let i = (next() as usize) % b.len();
+                b[i] = next() as u8;
+            }
+            match next() % 3 {
+                0 => b.truncate((next() as usize) % (b.len() + 1)),
+                1 => b.extend((0..next() % 64).map(|_| next() as u8)),
+                _ => {}
+            }
+            match Quote::parse(&b) {
+                Ok(q) => assert!(q.signed_len <= b.len()),
+                Err(e) => {
+                    assert!(e.offset() <= b.len().max(cocoon_measurements::quote::MAX_QUOTE_BYTES))
+                }
+            }
+            let text = hex::encode(&b);
+            let _ = Quote::parse_file_content(text.as_bytes());
+        }
+    }
+}
