@@ -2,6 +2,8 @@
 //! TODO (gpu owner): implementation. `GpuPolicy` is the `[gpu]` table of the shared
 //! TOML policy (see `policy`); keep its name.
 
+mod xml;
+
 use serde::{Deserialize, Serialize};
 
 /// Policy for NVIDIA GPU evidence: the `[gpu]` table of a policy file.
