@@ -2,6 +2,9 @@
 //! TODO (gpu owner): implementation. `GpuPolicy` is the `[gpu]` table of the shared
 //! TOML policy (see `policy`); keep its name.
 
+pub mod certs;
+pub mod rim;
+pub mod spdm;
 mod xml;
 
 use serde::{Deserialize, Serialize};
