@@ -189,7 +189,10 @@ impl GpuPolicy {
     pub fn from_policy_toml(text: &str) -> Result<Self, GpuPolicyError> {
         let value: toml::Value =
             toml::from_str(text).map_err(|e| GpuPolicyError::Toml(e.to_string()))?;
-        let gpu = value.get("gpu").cloned().ok_or(GpuPolicyError::NoGpuTable)?;
+        let gpu = value
+            .get("gpu")
+            .cloned()
+            .ok_or(GpuPolicyError::NoGpuTable)?;
         if !gpu.is_table() {
             return Err(GpuPolicyError::NoGpuTable);
         }
@@ -197,7 +200,9 @@ impl GpuPolicy {
             .try_into()
             .map_err(|e: toml::de::Error| GpuPolicyError::Invalid(e.to_string()))?;
         for pin in &policy.rims {
-            let ok = hex::decode(&pin.sha256).map(|v| v.len() == 32).unwrap_or(false);
+            let ok = hex::decode(&pin.sha256)
+                .map(|v| v.len() == 32)
+                .unwrap_or(false);
             if !ok {
                 return Err(GpuPolicyError::Invalid(format!(
                     "rims: sha256 {:?} of {} is not 64 hex digits",

@@ -1,5 +1,11 @@
 //! `cocoon-measure gpu verify` on NVIDIA's real Hopper evidence: exit codes, JSON,
 //! one stable reason code per failed check.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 
@@ -55,7 +61,11 @@ fn codes(json: &Value) -> Vec<String> {
 }
 
 fn indices(v: &Value) -> Vec<u64> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect()
 }
 
 fn pem_blocks(text: &str) -> Vec<String> {
@@ -73,7 +83,16 @@ fn write(dir: &tempfile::TempDir, name: &str, bytes: impl AsRef<[u8]>) -> PathBu
 
 #[test]
 fn real_report_verifies_at_a_fixed_time() {
-    let (code, j) = verify(&["--report", report(), "--chain", chain(), "--nonce", NONCE, "--at", AT]);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
+    ]);
     assert_eq!(code, 0, "{j:#}");
     assert_eq!(j["verdict"], "accepted");
     assert_eq!(j["reasons"], serde_json::json!([]));
@@ -89,7 +108,16 @@ fn real_report_verifies_at_a_fixed_time() {
 #[test]
 fn rim_signature_verifies_and_comparison_lists_indices() {
     let (code, j) = verify(&[
-        "--report", report(), "--chain", chain(), "--rim", rim(), "--nonce", NONCE, "--at", AT,
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--rim",
+        rim(),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
     ]);
     // The RIM is for VBIOS 96.00.5E.00.01, the report's VBIOS is 96.00.9F.00.01:
     // real data that must be rejected, with the signature itself valid.
@@ -100,9 +128,20 @@ fn rim_signature_verifies_and_comparison_lists_indices() {
     assert_eq!(indices(&j["rim"]["matched"]), [0, 3, 4, 5, 6, 8, 10, 12]);
     assert_eq!(indices(&j["rim"]["mismatched"]), [1, 2, 9, 11]);
     let c = codes(&j);
-    assert_eq!(c.iter().filter(|c| *c == "rim_measurement_mismatch").count(), 4, "{c:?}");
+    assert_eq!(
+        c.iter()
+            .filter(|c| *c == "rim_measurement_mismatch")
+            .count(),
+        4,
+        "{c:?}"
+    );
     assert!(c.contains(&"rim_version_mismatch".to_string()), "{c:?}");
-    assert!(!c.iter().any(|c| c.starts_with("rim_cert_") || c == "rim_digest_mismatch" || c == "rim_signature_invalid"), "{c:?}");
+    assert!(
+        !c.iter().any(|c| c.starts_with("rim_cert_")
+            || c == "rim_digest_mismatch"
+            || c == "rim_signature_invalid"),
+        "{c:?}"
+    );
 }
 
 #[test]
@@ -113,7 +152,12 @@ fn evidence_json_of_another_gpu_verifies_with_its_own_chain() {
     assert_eq!(j["vbios_version"], "96.00.A5.00.01");
     // The JSON's report and chain also work through --report/--chain.
     let (code, _) = verify(&[
-        "--report", nv("hopper_evidence.json"), "--chain", nv("hopper_evidence.json"), "--at", AT,
+        "--report",
+        nv("hopper_evidence.json"),
+        "--chain",
+        nv("hopper_evidence.json"),
+        "--at",
+        AT,
     ]);
     assert_eq!(code, 0);
 }
@@ -125,7 +169,16 @@ fn flipped_signature_byte_is_rejected() {
     *bytes.last_mut().unwrap() ^= 0x01;
     // Raw bytes this time: the input form does not matter.
     let bad = write(&dir, "report.bin", &bytes);
-    let (code, j) = verify(&["--report", p(&bad), "--chain", chain(), "--nonce", NONCE, "--at", AT]);
+    let (code, j) = verify(&[
+        "--report",
+        p(&bad),
+        "--chain",
+        chain(),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
+    ]);
     assert_eq!(code, 1);
     assert_eq!(codes(&j), ["report_signature_invalid"], "{j:#}");
 }
@@ -133,7 +186,16 @@ fn flipped_signature_byte_is_rejected() {
 #[test]
 fn wrong_nonce_is_rejected() {
     let wrong = "00".repeat(32);
-    let (code, j) = verify(&["--report", report(), "--chain", chain(), "--nonce", &wrong, "--at", AT]);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--nonce",
+        &wrong,
+        "--at",
+        AT,
+    ]);
     assert_eq!(code, 1);
     assert_eq!(codes(&j), ["nonce_mismatch"], "{j:#}");
 }
@@ -141,7 +203,14 @@ fn wrong_nonce_is_rejected() {
 #[test]
 fn another_gpus_chain_is_rejected() {
     let (code, j) = verify(&[
-        "--report", report(), "--chain", nv("hopper_evidence.json"), "--nonce", NONCE, "--at", AT,
+        "--report",
+        report(),
+        "--chain",
+        nv("hopper_evidence.json"),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
     ]);
     assert_eq!(code, 1);
     let c = codes(&j);
@@ -153,7 +222,8 @@ fn another_gpus_chain_is_rejected() {
 fn chain_with_one_certificate_swapped_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let ours = pem_blocks(&std::fs::read_to_string(chain()).unwrap());
-    let json: Value = serde_json::from_slice(&std::fs::read(nv("hopper_evidence.json")).unwrap()).unwrap();
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(nv("hopper_evidence.json")).unwrap()).unwrap();
     use base64::Engine as _;
     let theirs_pem = base64::engine::general_purpose::STANDARD
         .decode(json[0]["certificate"].as_str().unwrap())
@@ -166,11 +236,21 @@ fn chain_with_one_certificate_swapped_is_rejected() {
     swapped[1] = theirs[1].clone();
     assert_ne!(swapped[1], ours[1]);
     let path = write(&dir, "swapped.pem", swapped.concat());
-    let (code, j) = verify(&["--report", report(), "--chain", p(&path), "--nonce", NONCE, "--at", AT]);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        p(&path),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
+    ]);
     assert_eq!(code, 1);
     let c = codes(&j);
     assert!(
-        c.contains(&"device_cert_signature_invalid".into()) || c.contains(&"device_cert_issuer_mismatch".into()),
+        c.contains(&"device_cert_signature_invalid".into())
+            || c.contains(&"device_cert_issuer_mismatch".into()),
         "{c:?}"
     );
     assert!(!c.contains(&"report_signature_invalid".into()), "{c:?}");
@@ -184,15 +264,42 @@ fn truncated_chains_are_rejected() {
     let mut no_middle = ours.clone();
     no_middle.remove(1);
     let path = write(&dir, "no_middle.pem", no_middle.concat());
-    let (code, j) = verify(&["--report", report(), "--chain", p(&path), "--nonce", NONCE, "--at", AT]);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        p(&path),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
+    ]);
     assert_eq!(code, 1);
-    assert!(codes(&j).contains(&"device_cert_issuer_mismatch".into()), "{j:#}");
-    assert!(codes(&j).contains(&"device_cert_signature_invalid".into()), "{j:#}");
+    assert!(
+        codes(&j).contains(&"device_cert_issuer_mismatch".into()),
+        "{j:#}"
+    );
+    assert!(
+        codes(&j).contains(&"device_cert_signature_invalid".into()),
+        "{j:#}"
+    );
     // Only the leaf: the root cannot have issued it.
     let path = write(&dir, "leaf_only.pem", &ours[0]);
-    let (code, j) = verify(&["--report", report(), "--chain", p(&path), "--nonce", NONCE, "--at", AT]);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        p(&path),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
+    ]);
     assert_eq!(code, 1);
-    assert!(codes(&j).contains(&"device_cert_issuer_mismatch".into()), "{j:#}");
+    assert!(
+        codes(&j).contains(&"device_cert_issuer_mismatch".into()),
+        "{j:#}"
+    );
 }
 
 #[test]
@@ -204,14 +311,29 @@ fn edited_golden_value_breaks_both_the_comparison_and_the_signature() {
     assert_eq!(text.matches(golden).count(), 1);
     let edited = text.replace(golden, &golden.replacen('7', "8", 1));
     let path = write(&dir, "edited.swidtag", edited);
-    let (code, j) = verify(&["--report", report(), "--chain", chain(), "--rim", p(&path), "--nonce", NONCE, "--at", AT]);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--rim",
+        p(&path),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
+    ]);
     assert_eq!(code, 1);
     let c = codes(&j);
     assert!(c.contains(&"rim_digest_mismatch".into()), "{c:?}");
     assert!(indices(&j["rim"]["mismatched"]).contains(&3), "{j:#}");
     assert!(
-        j["reasons"].as_array().unwrap().iter().any(|r| r["code"] == "rim_measurement_mismatch"
-            && r["message"].as_str().unwrap().contains("index 3 ")),
+        j["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "rim_measurement_mismatch"
+                && r["message"].as_str().unwrap().contains("index 3 ")),
         "{j:#}"
     );
     assert_eq!(j["rim"]["files"][0]["signature_valid"], false);
@@ -224,7 +346,16 @@ fn rim_signature_value_that_does_not_verify_is_rejected() {
     let edited = text.replacen("<ds:SignatureValue>s5JY", "<ds:SignatureValue>t5JY", 1);
     assert_ne!(edited, text);
     let path = write(&dir, "badsig.swidtag", edited);
-    let (code, j) = verify(&["--report", report(), "--chain", chain(), "--rim", p(&path), "--at", AT]);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--rim",
+        p(&path),
+        "--at",
+        AT,
+    ]);
     assert_eq!(code, 1);
     let c = codes(&j);
     assert!(c.contains(&"rim_signature_invalid".into()), "{c:?}");
@@ -235,15 +366,35 @@ fn rim_signature_value_that_does_not_verify_is_rejected() {
 #[test]
 fn times_outside_the_certificate_windows_are_rejected() {
     // 2025-06-23T00:00:00Z: the RIM signer expired on 2025-06-22.
-    let (code, j) = verify(&["--report", report(), "--chain", chain(), "--rim", rim(), "--at", "1750636800"]);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--rim",
+        rim(),
+        "--at",
+        "1750636800",
+    ]);
     assert_eq!(code, 1);
     let c = codes(&j);
     assert!(c.contains(&"rim_cert_expired".into()), "{c:?}");
     assert!(!c.iter().any(|c| c.starts_with("device_cert_")), "{c:?}");
     // 2022-01-01T00:00:00Z: the provisioner ICA is valid from 2022-03-01.
-    let (code, j) = verify(&["--report", report(), "--chain", chain(), "--at", "1640995200"]);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--at",
+        "1640995200",
+    ]);
     assert_eq!(code, 1);
-    assert_eq!(codes(&j), ["device_cert_not_yet_valid", "device_cert_not_yet_valid"], "{j:#}");
+    assert_eq!(
+        codes(&j),
+        ["device_cert_not_yet_valid", "device_cert_not_yet_valid"],
+        "{j:#}"
+    );
 }
 
 #[test]
@@ -255,9 +406,25 @@ fn malformed_inputs_exit_2_with_a_message() {
     let not_xml = write(&dir, "rim.xml", b"<SoftwareIdentity");
     let bad_json = write(&dir, "e.json", b"[{\"evidence\": 1}]");
     let cases: [(&[&str], &str); 4] = [
-        (&["--report", p(&truncated), "--chain", chain()], "byte offset"),
-        (&["--report", report(), "--chain", p(&garbage)], "certificate"),
-        (&["--report", report(), "--chain", chain(), "--rim", p(&not_xml)], "RIM"),
+        (
+            &["--report", p(&truncated), "--chain", chain()],
+            "byte offset",
+        ),
+        (
+            &["--report", report(), "--chain", p(&garbage)],
+            "certificate",
+        ),
+        (
+            &[
+                "--report",
+                report(),
+                "--chain",
+                chain(),
+                "--rim",
+                p(&not_xml),
+            ],
+            "RIM",
+        ),
         (&["--evidence-json", p(&bad_json)], "evidence JSON"),
     ];
     for (args, needle) in cases {
@@ -290,11 +457,25 @@ nonce_binding = "caller"
 fn policy_accepts_listed_versions_in_cc_mode() {
     let dir = tempfile::tempdir().unwrap();
     let pol = policy_file(&dir, LENIENT);
-    let base = ["--report", report(), "--chain", chain(), "--nonce", NONCE, "--at", AT, "--policy", p(&pol)];
+    let base = [
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
+        "--policy",
+        p(&pol),
+    ];
     let (code, j) = verify(&[&base[..], &["--cc-mode", "on"]].concat());
     assert_eq!(code, 0, "{j:#}");
     let (code, j) = verify(&[&base[..], &["--cc-mode", "devtools"]].concat());
-    assert_eq!((code, codes(&j)), (1, vec!["dev_tools_enabled".to_string()]));
+    assert_eq!(
+        (code, codes(&j)),
+        (1, vec!["dev_tools_enabled".to_string()])
+    );
     let (code, j) = verify(&[&base[..], &["--cc-mode", "off"]].concat());
     assert_eq!((code, codes(&j)), (1, vec!["cc_mode_off".to_string()]));
     let (code, j) = verify(&base);
@@ -307,7 +488,18 @@ fn policy_rejections_are_all_listed() {
     // Defaults: nothing allowed, both RIMs required, OCSP required.
     let pol = policy_file(&dir, "nonce_binding = \"caller\"\n");
     let (code, j) = verify(&[
-        "--report", report(), "--chain", chain(), "--nonce", NONCE, "--at", AT, "--policy", p(&pol), "--cc-mode", "on",
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
+        "--policy",
+        p(&pol),
+        "--cc-mode",
+        "on",
     ]);
     assert_eq!(code, 1);
     let c = codes(&j);
@@ -322,7 +514,16 @@ fn policy_rejections_are_all_listed() {
     }
     // No nonce at all under a policy.
     let (code, j) = verify(&[
-        "--report", report(), "--chain", chain(), "--at", AT, "--policy", p(&pol), "--cc-mode", "on",
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--at",
+        AT,
+        "--policy",
+        p(&pol),
+        "--cc-mode",
+        "on",
     ]);
     assert_eq!(code, 1);
     assert!(codes(&j).contains(&"nonce_not_supplied".into()));
@@ -335,13 +536,30 @@ fn policy_pins_rim_files_by_hash() {
     let _ = rim_copy;
     let pol = policy_file(
         &dir,
-        &format!("{LENIENT}\n[[gpu.rims]]\npath = \"vbios.swidtag\"\nsha256 = \"{}\"\n", "ab".repeat(32)),
+        &format!(
+            "{LENIENT}\n[[gpu.rims]]\npath = \"vbios.swidtag\"\nsha256 = \"{}\"\n",
+            "ab".repeat(32)
+        ),
     );
     let (code, j) = verify(&[
-        "--report", report(), "--chain", chain(), "--nonce", NONCE, "--at", AT, "--policy", p(&pol), "--cc-mode", "on",
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
+        "--policy",
+        p(&pol),
+        "--cc-mode",
+        "on",
     ]);
     assert_eq!(code, 1);
-    assert!(codes(&j).contains(&"rim_file_hash_mismatch".into()), "{j:#}");
+    assert!(
+        codes(&j).contains(&"rim_file_hash_mismatch".into()),
+        "{j:#}"
+    );
     assert_eq!(indices(&j["rim"]["matched"]), [0, 3, 4, 5, 6, 8, 10, 12]);
 }
 
@@ -350,14 +568,32 @@ fn policy_nonce_binding_decides_which_nonce_flag_is_allowed() {
     let dir = tempfile::tempdir().unwrap();
     let pol = policy_file(&dir, "allow_missing_ocsp = true\n");
     let (code, j) = verify(&[
-        "--report", report(), "--chain", chain(), "--nonce", NONCE, "--at", AT, "--policy", p(&pol),
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--nonce",
+        NONCE,
+        "--at",
+        AT,
+        "--policy",
+        p(&pol),
     ]);
     assert_eq!(code, 2);
     assert!(j["error"].as_str().unwrap().contains("--tls-spki"), "{j:#}");
     // A TLS key whose derived nonce is not the report's: rejected as a mismatch.
     let spki = write(&dir, "key.der", x509_spki_of_leaf());
     let (code, j) = verify(&[
-        "--report", report(), "--chain", chain(), "--tls-spki", p(&spki), "--at", AT, "--policy", p(&pol),
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--tls-spki",
+        p(&spki),
+        "--at",
+        AT,
+        "--policy",
+        p(&pol),
     ]);
     assert_eq!(code, 1);
     assert!(codes(&j).contains(&"nonce_mismatch".into()), "{j:#}");
@@ -377,11 +613,26 @@ fn x509_spki_of_leaf() -> Vec<u8> {
 
 #[test]
 fn the_same_rim_twice_is_a_conflict() {
-    let (code, j) = verify(&["--report", report(), "--chain", chain(), "--rim", rim(), "--rim", rim(), "--at", AT]);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--rim",
+        rim(),
+        "--rim",
+        rim(),
+        "--at",
+        AT,
+    ]);
     assert_eq!(code, 1);
     let c = codes(&j);
     assert!(c.contains(&"rim_kind_duplicate".into()), "{c:?}");
-    assert_eq!(c.iter().filter(|c| *c == "rim_index_conflict").count(), 12, "{c:?}");
+    assert_eq!(
+        c.iter().filter(|c| *c == "rim_index_conflict").count(),
+        12,
+        "{c:?}"
+    );
 }
 
 #[test]

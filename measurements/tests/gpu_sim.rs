@@ -1,6 +1,12 @@
 //! A simulated NVIDIA PKI (root -> CA -> device leaf with a DICE FWID, plus an OCSP
 //! responder) driving the production verifier: signed SPDM reports and stapled
 //! OCSP responses built here go through `gpu::verify`, never around it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -23,9 +29,8 @@ use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::time::{Time, Validity};
 use x509_cert::Certificate;
 use x509_ocsp::{
-    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspResponse,
-    OcspResponseStatus, ResponderId, ResponseBytes, ResponseData, RevokedInfo, SingleResponse,
-    Version,
+    BasicOcspResponse, CertId, CertStatus, OcspGeneralizedTime, OcspResponse, OcspResponseStatus,
+    ResponderId, ResponseBytes, ResponseData, RevokedInfo, SingleResponse, Version,
 };
 
 /// 2025-01-01T00:00:00Z; every certificate here is valid 2024-01-01..2030-01-01.
@@ -41,8 +46,12 @@ fn key(seed: u8) -> SigningKey {
 
 fn validity() -> Validity {
     Validity {
-        not_before: Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(NOT_BEFORE)).unwrap()),
-        not_after: Time::UtcTime(UtcTime::from_unix_duration(Duration::from_secs(NOT_AFTER)).unwrap()),
+        not_before: Time::UtcTime(
+            UtcTime::from_unix_duration(Duration::from_secs(NOT_BEFORE)).unwrap(),
+        ),
+        not_after: Time::UtcTime(
+            UtcTime::from_unix_duration(Duration::from_secs(NOT_AFTER)).unwrap(),
+        ),
     }
 }
 
@@ -50,7 +59,9 @@ fn validity() -> Validity {
 /// real Hopper leaves use NVIDIA's flat form, covered by the real-data tests).
 fn tcb_info(fwid: &[u8; 48]) -> Vec<u8> {
     // SEQUENCE { [6] { SEQUENCE { OID sha384, OCTET STRING fwid } } }
-    let oid = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2").to_der().unwrap();
+    let oid = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2")
+        .to_der()
+        .unwrap();
     let digest = OctetString::new(fwid.to_vec()).unwrap().to_der().unwrap();
     let fwid_seq = tlv(0x30, &[oid, digest].concat());
     let fwids = tlv(0xA6, &fwid_seq);
@@ -74,21 +85,52 @@ fn ext(oid: &str, critical: bool, value: Vec<u8>) -> Extension {
 
 fn ca_exts(path_len: Option<u8>) -> Vec<Extension> {
     vec![
-        ext("2.5.29.19", true, BasicConstraints { ca: true, path_len_constraint: path_len }.to_der().unwrap()),
-        ext("2.5.29.15", true, KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign).to_der().unwrap()),
+        ext(
+            "2.5.29.19",
+            true,
+            BasicConstraints {
+                ca: true,
+                path_len_constraint: path_len,
+            }
+            .to_der()
+            .unwrap(),
+        ),
+        ext(
+            "2.5.29.15",
+            true,
+            KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign)
+                .to_der()
+                .unwrap(),
+        ),
     ]
 }
 
 fn signing_exts() -> Vec<Extension> {
-    vec![ext("2.5.29.15", true, KeyUsage(KeyUsages::DigitalSignature.into()).to_der().unwrap())]
+    vec![ext(
+        "2.5.29.15",
+        true,
+        KeyUsage(KeyUsages::DigitalSignature.into())
+            .to_der()
+            .unwrap(),
+    )]
 }
 
 /// An ECDSA P-384 / SHA-384 certificate, assembled field by field.
-fn make_cert(subject: &Name, issuer: &Name, serial: u32, k: &SigningKey, signer: &SigningKey, extensions: Vec<Extension>) -> Cert {
+fn make_cert(
+    subject: &Name,
+    issuer: &Name,
+    serial: u32,
+    k: &SigningKey,
+    signer: &SigningKey,
+    extensions: Vec<Extension>,
+) -> Cert {
     let tbs = TbsCertificate {
         version: x509_cert::Version::V3,
         serial_number: SerialNumber::from(serial),
-        signature: AlgorithmIdentifierOwned { oid: ECDSA_SHA384, parameters: None },
+        signature: AlgorithmIdentifierOwned {
+            oid: ECDSA_SHA384,
+            parameters: None,
+        },
         issuer: issuer.clone(),
         validity: validity(),
         subject: subject.clone(),
@@ -100,7 +142,10 @@ fn make_cert(subject: &Name, issuer: &Name, serial: u32, k: &SigningKey, signer:
     let sig: DerSignature = signer.sign(&tbs.to_der().unwrap());
     let c = Certificate {
         tbs_certificate: tbs,
-        signature_algorithm: AlgorithmIdentifierOwned { oid: ECDSA_SHA384, parameters: None },
+        signature_algorithm: AlgorithmIdentifierOwned {
+            oid: ECDSA_SHA384,
+            parameters: None,
+        },
         signature: BitString::from_bytes(sig.as_bytes()).unwrap(),
     };
     Cert::from_der(&c.to_der().unwrap(), 0).unwrap()
@@ -120,7 +165,9 @@ fn spki(k: &SigningKey) -> SubjectPublicKeyInfoOwned {
     SubjectPublicKeyInfoOwned {
         algorithm: AlgorithmIdentifierOwned {
             oid: ObjectIdentifier::new_unwrap("1.2.840.10045.2.1"),
-            parameters: Some(der::Any::from(&ObjectIdentifier::new_unwrap("1.3.132.0.34"))),
+            parameters: Some(der::Any::from(&ObjectIdentifier::new_unwrap(
+                "1.3.132.0.34",
+            ))),
         },
         subject_public_key: BitString::from_bytes(point.as_bytes()).unwrap(),
     }
@@ -134,12 +181,40 @@ fn pki() -> Pki {
     let (root_key, ca_key, leaf_key) = (key(1), key(2), key(3));
     let root_name = name("CN=Sim Device Root,O=Test");
     let ca_name = name("CN=Sim GH100 CA,O=Test");
-    let root = make_cert(&root_name, &root_name, 1, &root_key, &root_key, ca_exts(None));
-    let ca = make_cert(&ca_name, &root_name, 2, &ca_key, &root_key, ca_exts(Some(0)));
+    let root = make_cert(
+        &root_name,
+        &root_name,
+        1,
+        &root_key,
+        &root_key,
+        ca_exts(None),
+    );
+    let ca = make_cert(
+        &ca_name,
+        &root_name,
+        2,
+        &ca_key,
+        &root_key,
+        ca_exts(Some(0)),
+    );
     let mut leaf_exts = signing_exts();
     leaf_exts.push(ext("2.23.133.5.4.1", false, tcb_info(&FWID)));
-    let leaf = make_cert(&name("CN=Sim GSP FMC LF,O=Test"), &ca_name, 3, &leaf_key, &ca_key, leaf_exts);
-    Pki { root_key, ca_key, leaf_key, root, ca, leaf }
+    let leaf = make_cert(
+        &name("CN=Sim GSP FMC LF,O=Test"),
+        &ca_name,
+        3,
+        &leaf_key,
+        &ca_key,
+        leaf_exts,
+    );
+    Pki {
+        root_key,
+        ca_key,
+        leaf_key,
+        root,
+        ca,
+        leaf,
+    }
 }
 
 /// An SPDM 1.1 request || response with the given opaque records, signed by `k`.
@@ -200,7 +275,10 @@ fn ocsp_response(
             parameters: None,
         },
         issuer_name_hash: OctetString::new(sha1(&itbs.subject.to_der().unwrap())).unwrap(),
-        issuer_key_hash: OctetString::new(sha1(itbs.subject_public_key_info.subject_public_key.raw_bytes())).unwrap(),
+        issuer_key_hash: OctetString::new(sha1(
+            itbs.subject_public_key_info.subject_public_key.raw_bytes(),
+        ))
+        .unwrap(),
         serial_number: subject.cert.tbs_certificate.serial_number.clone(),
     };
     let data = ResponseData {
@@ -288,7 +366,11 @@ fn codes(v: &gpu::GpuVerdict) -> Vec<&str> {
 #[test]
 fn simulated_gpu_with_good_ocsp_is_accepted() {
     let p = pki();
-    let v = gpu::verify(&evidence(&p, vec![good_ocsp(&p)]), &options(&p, Some(policy()))).unwrap();
+    let v = gpu::verify(
+        &evidence(&p, vec![good_ocsp(&p)]),
+        &options(&p, Some(policy())),
+    )
+    .unwrap();
     assert!(v.accepted(), "{:?}", v.reasons);
     assert_eq!(v.ocsp_good, vec![p.ca.subject()]);
     assert_eq!(v.fwid.as_deref(), Some(hex::encode(FWID).as_str()));
@@ -299,7 +381,10 @@ fn missing_ocsp_rejects_unless_the_policy_tolerates_it() {
     let p = pki();
     let v = gpu::verify(&evidence(&p, vec![]), &options(&p, Some(policy()))).unwrap();
     assert_eq!(codes(&v), ["ocsp_missing"]);
-    let tolerant = GpuPolicy { allow_missing_ocsp: true, ..policy() };
+    let tolerant = GpuPolicy {
+        allow_missing_ocsp: true,
+        ..policy()
+    };
     let v = gpu::verify(&evidence(&p, vec![]), &options(&p, Some(tolerant))).unwrap();
     assert!(v.accepted(), "{:?}", v.reasons);
 }
@@ -310,13 +395,19 @@ fn revoked_certificate_rejects_even_when_missing_is_tolerated() {
     let revoked = ocsp_response(
         &p.ca,
         &p.root,
-        CertStatus::revoked(RevokedInfo { revocation_time: gtime(AT - 7200), revocation_reason: None }),
+        CertStatus::revoked(RevokedInfo {
+            revocation_time: gtime(AT - 7200),
+            revocation_reason: None,
+        }),
         (AT - 3600, AT + 3600),
         &p.root_key,
         &p.root.cert.tbs_certificate.subject,
         None,
     );
-    let tolerant = GpuPolicy { allow_missing_ocsp: true, ..policy() };
+    let tolerant = GpuPolicy {
+        allow_missing_ocsp: true,
+        ..policy()
+    };
     let v = gpu::verify(&evidence(&p, vec![revoked]), &options(&p, Some(tolerant))).unwrap();
     assert_eq!(codes(&v), ["device_cert_revoked"]);
 }
@@ -359,11 +450,20 @@ fn delegated_responder_needs_the_ocsp_signing_purpose() {
             exts.push(ext(
                 "2.5.29.37",
                 false,
-                ExtendedKeyUsage(vec![ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9")]).to_der().unwrap(),
+                ExtendedKeyUsage(vec![ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.9")])
+                    .to_der()
+                    .unwrap(),
             ));
         }
-        make_cert(&responder_name, &p.root.cert.tbs_certificate.subject, 70, &responder_key, &p.root_key, exts)
-            .cert
+        make_cert(
+            &responder_name,
+            &p.root.cert.tbs_certificate.subject,
+            70,
+            &responder_key,
+            &p.root_key,
+            exts,
+        )
+        .cert
     };
     for (eku, accepted) in [(true, true), (false, false)] {
         let resp = ocsp_response(
@@ -384,14 +484,23 @@ fn delegated_responder_needs_the_ocsp_signing_purpose() {
 fn ocsp_parser_refuses_garbage_and_unsuccessful_responses() {
     assert!(ocsp::parse(b"\x30\x03\x0a\x01\x00").is_err());
     assert!(ocsp::parse(b"not der").is_err());
-    let try_later = OcspResponse { response_status: OcspResponseStatus::TryLater, response_bytes: None }
-        .to_der()
-        .unwrap();
+    let try_later = OcspResponse {
+        response_status: OcspResponseStatus::TryLater,
+        response_bytes: None,
+    }
+    .to_der()
+    .unwrap();
     assert!(ocsp::parse(&try_later).unwrap_err().contains("TryLater"));
     // Malformed OCSP input is an error (exit 2), not a verdict.
     let p = pki();
-    let e = gpu::verify(&evidence(&p, vec![b"junk".to_vec()]), &options(&p, Some(policy())));
-    assert!(matches!(e, Err(gpu::GpuError::Ocsp { index: 0, .. })), "{e:?}");
+    let e = gpu::verify(
+        &evidence(&p, vec![b"junk".to_vec()]),
+        &options(&p, Some(policy())),
+    );
+    assert!(
+        matches!(e, Err(gpu::GpuError::Ocsp { index: 0, .. })),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -403,7 +512,13 @@ fn simulated_failures_are_all_reported_together() {
     opaque[2].1 = vec![0u8; 48];
     ev.report = report(&p.ca_key, [0u8; 32], &opaque);
     ev.cc_mode = Some(CcMode::DevTools);
-    let mut opts = options(&p, Some(GpuPolicy { allowed_driver_versions: vec![], ..policy() }));
+    let mut opts = options(
+        &p,
+        Some(GpuPolicy {
+            allowed_driver_versions: vec![],
+            ..policy()
+        }),
+    );
     opts.at = NOT_AFTER + 1;
     let v = gpu::verify(&ev, &opts).unwrap();
     let c = codes(&v);
@@ -421,7 +536,10 @@ fn simulated_failures_are_all_reported_together() {
     }
     // The CA is a CA, so the leaf key usage is fine; but a leaf used as an
     // issuer is not: put the leaf where the CA belongs.
-    let ev2 = GpuEvidence { chain: vec![p.leaf.clone(), p.leaf.clone()], ..evidence(&p, vec![]) };
+    let ev2 = GpuEvidence {
+        chain: vec![p.leaf.clone(), p.leaf.clone()],
+        ..evidence(&p, vec![])
+    };
     let v = gpu::verify(&ev2, &options(&p, None)).unwrap();
     let c = codes(&v);
     assert!(c.contains(&"device_cert_not_ca"), "{c:?}");

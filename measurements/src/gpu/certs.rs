@@ -6,6 +6,7 @@
 //! "supported". The pinned root is the trust anchor: a self-signed certificate at
 //! the end of a presented chain is dropped and the pinned root takes its place (as
 //! NVIDIA's verifiers do), so what a chain claims about its own root never counts.
+#![deny(clippy::arithmetic_side_effects)]
 
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode, Tagged};
@@ -15,8 +16,7 @@ use x509_cert::ext::pkix::{BasicConstraints, KeyUsage};
 use x509_cert::Certificate;
 
 /// ecdsa-with-SHA384 (RFC 5758 §3.2).
-pub const ECDSA_WITH_SHA384: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+pub const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
 /// id-ecPublicKey (RFC 5480).
 pub const ID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 /// secp384r1 (RFC 5480).
@@ -84,7 +84,10 @@ impl Cert {
     pub fn p384_key(&self) -> Result<p384::ecdsa::VerifyingKey, String> {
         let spki = &self.cert.tbs_certificate.subject_public_key_info;
         if spki.algorithm.oid != ID_EC_PUBLIC_KEY {
-            return Err(format!("public key algorithm {} is not EC", spki.algorithm.oid));
+            return Err(format!(
+                "public key algorithm {} is not EC",
+                spki.algorithm.oid
+            ));
         }
         let curve = spki
             .algorithm
@@ -395,7 +398,10 @@ pub fn verify_chain(chain: &[Cert], root: &Cert, at: u64) -> Vec<ChainIssue> {
                 ChainIssueKind::NotYetValid,
                 i,
                 cert,
-                format!("valid from {} (Unix {nb}), checked at Unix {at}", tbs.validity.not_before),
+                format!(
+                    "valid from {} (Unix {nb}), checked at Unix {at}",
+                    tbs.validity.not_before
+                ),
             ));
         }
         if at > na {
@@ -403,7 +409,10 @@ pub fn verify_chain(chain: &[Cert], root: &Cert, at: u64) -> Vec<ChainIssue> {
                 ChainIssueKind::Expired,
                 i,
                 cert,
-                format!("valid until {} (Unix {na}), checked at Unix {at}", tbs.validity.not_after),
+                format!(
+                    "valid until {} (Unix {na}), checked at Unix {at}",
+                    tbs.validity.not_after
+                ),
             ));
         }
         if let Some(exts) = tbs.extensions.as_ref() {
@@ -478,13 +487,25 @@ fn check_ca(cert: &Cert, position: usize, issues: &mut Vec<ChainIssue>) {
                 }
             }
         }
-        Some(Ok(_)) => issues.push(mk(ChainIssueKind::NotCa, "basicConstraints cA is false".into())),
-        Some(Err(())) => issues.push(mk(ChainIssueKind::NotCa, "basicConstraints is not DER".into())),
-        None => issues.push(mk(ChainIssueKind::NotCa, "no basicConstraints extension".into())),
+        Some(Ok(_)) => issues.push(mk(
+            ChainIssueKind::NotCa,
+            "basicConstraints cA is false".into(),
+        )),
+        Some(Err(())) => issues.push(mk(
+            ChainIssueKind::NotCa,
+            "basicConstraints is not DER".into(),
+        )),
+        None => issues.push(mk(
+            ChainIssueKind::NotCa,
+            "no basicConstraints extension".into(),
+        )),
     }
     if let Some(ku) = cert.extension::<KeyUsage>(KEY_USAGE) {
         if !ku.map(|k| k.key_cert_sign()).unwrap_or(false) {
-            issues.push(mk(ChainIssueKind::NotCa, "keyUsage lacks keyCertSign".into()));
+            issues.push(mk(
+                ChainIssueKind::NotCa,
+                "keyUsage lacks keyCertSign".into(),
+            ));
         }
     }
 }

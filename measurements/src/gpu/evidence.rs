@@ -2,6 +2,7 @@
 //! PEM or DER chains, and the JSON NVIDIA's attestation services exchange:
 //! `[{"arch": "HOPPER", "certificate": base64(PEM chain), "evidence":
 //! base64(report), "nonce": hex}]` (a single object is accepted too).
+#![deny(clippy::arithmetic_side_effects)]
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -15,7 +16,11 @@ pub const MAX_EVIDENCE_BYTES: usize = 4 << 20;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EvidenceError {
     #[error("{what} is {len} bytes, over the limit of {max}")]
-    TooLarge { what: String, len: usize, max: usize },
+    TooLarge {
+        what: String,
+        len: usize,
+        max: usize,
+    },
     #[error("{what} is empty")]
     Empty { what: String },
     #[error("evidence JSON: {0}")]
@@ -97,13 +102,15 @@ fn as_hex(bytes: &[u8], what: &str) -> Result<Option<Vec<u8>>, EvidenceError> {
     if compact.is_empty() || !compact.iter().all(u8::is_ascii_hexdigit) {
         return Ok(None);
     }
-    hex::decode(&compact).map(Some).map_err(|e| EvidenceError::Hex {
-        what: what.into(),
-        offset: match e {
-            hex::FromHexError::InvalidHexCharacter { index, .. } => index,
-            _ => compact.len(),
-        },
-    })
+    hex::decode(&compact)
+        .map(Some)
+        .map_err(|e| EvidenceError::Hex {
+            what: what.into(),
+            offset: match e {
+                hex::FromHexError::InvalidHexCharacter { index, .. } => index,
+                _ => compact.len(),
+            },
+        })
 }
 
 /// Parse NVIDIA's evidence JSON: every GPU entry it lists.
@@ -143,7 +150,10 @@ pub fn parse_json(bytes: &[u8]) -> Result<Vec<JsonEvidence>, EvidenceError> {
 }
 
 /// Pick one GPU out of a JSON evidence list.
-pub fn select(mut all: Vec<JsonEvidence>, index: Option<usize>) -> Result<JsonEvidence, EvidenceError> {
+pub fn select(
+    mut all: Vec<JsonEvidence>,
+    index: Option<usize>,
+) -> Result<JsonEvidence, EvidenceError> {
     let count = all.len();
     match index {
         None if count == 1 => all.pop().ok_or(EvidenceError::AmbiguousGpu { count }),
@@ -197,20 +207,31 @@ pub fn decode_chain(bytes: &[u8]) -> Result<Vec<Cert>, EvidenceError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
     #[test]
     fn hex_and_raw_reports_decode_to_the_same_bytes() {
-        assert_eq!(decode_report(b"11e0 01ff\n").unwrap(), vec![0x11, 0xe0, 0x01, 0xff]);
+        assert_eq!(
+            decode_report(b"11e0 01ff\n").unwrap(),
+            vec![0x11, 0xe0, 0x01, 0xff]
+        );
         assert_eq!(decode_report(&[0x11, 0xe0]).unwrap(), vec![0x11, 0xe0]);
-        assert!(matches!(decode_report(b"abc"), Err(EvidenceError::Hex { .. })));
-        assert!(matches!(decode_report(b" \n"), Err(EvidenceError::Empty { .. })));
+        assert!(matches!(
+            decode_report(b"abc"),
+            Err(EvidenceError::Hex { .. })
+        ));
+        assert!(matches!(
+            decode_report(b" \n"),
+            Err(EvidenceError::Empty { .. })
+        ));
     }
 
     #[test]
     fn bad_json_is_an_error_naming_the_field() {
-        let e = parse_json(br#"[{"arch":"HOPPER","certificate":"!!","evidence":"00"}]"#).unwrap_err();
+        let e =
+            parse_json(br#"[{"arch":"HOPPER","certificate":"!!","evidence":"00"}]"#).unwrap_err();
         assert!(e.to_string().contains("certificate"), "{e}");
         let e = parse_json(br#"{"evidence":"00"}"#).unwrap_err();
         assert!(matches!(e, EvidenceError::Json(_)), "{e}");

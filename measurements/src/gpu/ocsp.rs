@@ -7,6 +7,7 @@
 //! issuer or by a responder the issuer delegated to (id-kp-OCSPSigning, issued
 //! directly by that CA, RFC 6960 §4.2.2.2), its CertID names the certificate
 //! (issuer name/key hashes + serial), and `thisUpdate <= at <= nextUpdate`.
+#![deny(clippy::arithmetic_side_effects)]
 
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
@@ -43,16 +44,23 @@ pub fn parse(der_bytes: &[u8]) -> Result<ParsedOcsp, String> {
             der_bytes.len()
         ));
     }
-    let resp = OcspResponse::from_der(der_bytes).map_err(|e| format!("not a DER OCSPResponse: {e}"))?;
+    let resp =
+        OcspResponse::from_der(der_bytes).map_err(|e| format!("not a DER OCSPResponse: {e}"))?;
     if resp.response_status != OcspResponseStatus::Successful {
         return Err(format!("responseStatus {:?}", resp.response_status));
     }
-    let bytes = resp.response_bytes.ok_or("successful response without responseBytes")?;
+    let bytes = resp
+        .response_bytes
+        .ok_or("successful response without responseBytes")?;
     if bytes.response_type != ID_PKIX_OCSP_BASIC {
-        return Err(format!("responseType {} is not id-pkix-ocsp-basic", bytes.response_type));
+        return Err(format!(
+            "responseType {} is not id-pkix-ocsp-basic",
+            bytes.response_type
+        ));
     }
     let inner = bytes.response.as_bytes();
-    let basic = BasicOcspResponse::from_der(inner).map_err(|e| format!("BasicOCSPResponse: {e}"))?;
+    let basic =
+        BasicOcspResponse::from_der(inner).map_err(|e| format!("BasicOCSPResponse: {e}"))?;
     let tbs = first_element(inner).ok_or("tbsResponseData cannot be located")?;
     Ok(ParsedOcsp {
         basic,
@@ -211,7 +219,9 @@ fn verify_response_signature(resp: &ParsedOcsp, issuer: &Cert, at: u64) -> Resul
         let nb = tbs.validity.not_before.to_unix_duration().as_secs();
         let na = tbs.validity.not_after.to_unix_duration().as_secs();
         if at < nb || at > na {
-            return Err("delegated responder certificate not valid at the verification time".into());
+            return Err(
+                "delegated responder certificate not valid at the verification time".into(),
+            );
         }
         let eku_ok = tbs
             .extensions
@@ -243,8 +253,12 @@ fn responder_matches(id: &ResponderId, cert: &x509_cert::Certificate) -> bool {
     match id {
         ResponderId::ByName(name) => *name == cert.tbs_certificate.subject,
         ResponderId::ByKey(kh) => {
-            sha1_digest(cert.tbs_certificate.subject_public_key_info.subject_public_key.raw_bytes())
-                == kh.as_bytes()
+            sha1_digest(
+                cert.tbs_certificate
+                    .subject_public_key_info
+                    .subject_public_key
+                    .raw_bytes(),
+            ) == kh.as_bytes()
         }
     }
 }

@@ -6,6 +6,7 @@
 //! measurements are read from the same parsed document whose signature is checked,
 //! and only from outside the `ds:Signature` element, so a wrapped or second copy of
 //! the payload cannot be what gets compared.
+#![deny(clippy::arithmetic_side_effects)]
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -42,8 +43,7 @@ pub const MAX_KEYINFO_CERTS: usize = 8;
 const SIG: &str = "/swid:SoftwareIdentity/ds:Signature";
 const SIGNED_INFO: &str = "/swid:SoftwareIdentity/ds:Signature/ds:SignedInfo";
 const REFERENCE: &str = "/swid:SoftwareIdentity/ds:Signature/ds:SignedInfo/ds:Reference";
-const RESOURCES: &str =
-    "/swid:SoftwareIdentity/swid:Payload/swid:Resource[@type='Measurement']";
+const RESOURCES: &str = "/swid:SoftwareIdentity/swid:Payload/swid:Resource[@type='Measurement']";
 
 /// A RIM that could not be read (malformed input, not a verdict).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,10 +167,7 @@ impl Rim {
     /// input that is not a readable RIM; an invalid signature is a verdict, see
     /// [`Rim::verify_signature`].
     pub fn parse(bytes: &[u8]) -> Result<Self, RimError> {
-        let doc = XmlDoc::parse(
-            bytes,
-            &[("swid", NS_SWID), ("ds", NS_DS), ("h", NS_SHA384)],
-        )?;
+        let doc = XmlDoc::parse(bytes, &[("swid", NS_SWID), ("ds", NS_DS), ("h", NS_SHA384)])?;
         if doc.xpath_count("count(/swid:SoftwareIdentity)")? != 1 {
             return Err(RimError::Missing {
                 what: "root element swid:SoftwareIdentity".into(),
@@ -178,7 +175,11 @@ impl Rim {
         }
         let meta = "/swid:SoftwareIdentity/swid:Meta";
         if doc.xpath_count(&format!("count({meta})"))? != 1 {
-            return Err(invalid("swid:Meta", "", "exactly one Meta element required"));
+            return Err(invalid(
+                "swid:Meta",
+                "",
+                "exactly one Meta element required",
+            ));
         }
         let version = doc.xpath_string(&format!("{meta}/@colloquialVersion"))?;
         let kind = classify_version(&version)?;
@@ -374,7 +375,13 @@ fn b64(field: &str, text: &str) -> Result<Vec<u8>, RimError> {
     let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     base64::engine::general_purpose::STANDARD
         .decode(compact.as_bytes())
-        .map_err(|e| invalid(field, text.chars().take(40).collect::<String>(), e.to_string()))
+        .map_err(|e| {
+            invalid(
+                field,
+                text.chars().take(40).collect::<String>(),
+                e.to_string(),
+            )
+        })
 }
 
 fn parse_signature(doc: &XmlDoc) -> Result<RimSignature, RimError> {
@@ -390,13 +397,16 @@ fn parse_signature(doc: &XmlDoc) -> Result<RimSignature, RimError> {
     one(doc, SIGNED_INFO, "ds:SignedInfo")?;
     one(doc, REFERENCE, "ds:Reference (exactly one)")?;
 
-    let canonicalization =
-        doc.xpath_string(&format!("{SIGNED_INFO}/ds:CanonicalizationMethod/@Algorithm"))?;
+    let canonicalization = doc.xpath_string(&format!(
+        "{SIGNED_INFO}/ds:CanonicalizationMethod/@Algorithm"
+    ))?;
     let si_method = c14n_method(&canonicalization).ok_or_else(|| RimError::Unsupported {
         what: "CanonicalizationMethod".into(),
         value: canonicalization.clone(),
     })?;
-    if doc.xpath_count(&format!("count({SIGNED_INFO}//*[local-name()='InclusiveNamespaces'])"))? != 0
+    if doc.xpath_count(&format!(
+        "count({SIGNED_INFO}//*[local-name()='InclusiveNamespaces'])"
+    ))? != 0
     {
         return Err(RimError::Unsupported {
             what: "exclusive C14N InclusiveNamespaces prefix list".into(),
@@ -420,7 +430,8 @@ fn parse_signature(doc: &XmlDoc) -> Result<RimSignature, RimError> {
             value: doc.xpath_string(&format!("{REFERENCE}/@URI"))?,
         });
     }
-    let transforms_n = doc.xpath_count(&format!("count({REFERENCE}/ds:Transforms/ds:Transform)"))?;
+    let transforms_n =
+        doc.xpath_count(&format!("count({REFERENCE}/ds:Transforms/ds:Transform)"))?;
     let mut transforms = Vec::new();
     for k in 1..=transforms_n.min(8) {
         transforms.push(doc.xpath_string(&format!(
@@ -434,10 +445,12 @@ fn parse_signature(doc: &XmlDoc) -> Result<RimSignature, RimError> {
             mode: C14nMode::Inclusive10,
             with_comments: false,
         },
-        [env, c] if env == ALG_ENVELOPED => c14n_method(c).ok_or_else(|| RimError::Unsupported {
-            what: "Reference transform".into(),
-            value: c.clone(),
-        })?,
+        [env, c] if env == ALG_ENVELOPED => {
+            c14n_method(c).ok_or_else(|| RimError::Unsupported {
+                what: "Reference transform".into(),
+                value: c.clone(),
+            })?
+        }
         _ => {
             return Err(RimError::Unsupported {
                 what: "Reference transforms".into(),
@@ -490,7 +503,10 @@ fn parse_signature(doc: &XmlDoc) -> Result<RimSignature, RimError> {
     }
     let mut certificates = Vec::with_capacity(n_certs);
     for k in 1..=n_certs {
-        let der = b64("ds:X509Certificate", &doc.xpath_string(&format!("({x509})[{k}]"))?)?;
+        let der = b64(
+            "ds:X509Certificate",
+            &doc.xpath_string(&format!("({x509})[{k}]"))?,
+        )?;
         certificates.push(Cert::from_der(&der, k.saturating_sub(1))?);
     }
     Ok(RimSignature {
@@ -505,6 +521,7 @@ fn parse_signature(doc: &XmlDoc) -> Result<RimSignature, RimError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -392,6 +392,7 @@ pub(crate) mod hex_vec {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

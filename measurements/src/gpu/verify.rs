@@ -7,6 +7,7 @@
 //! NVIDIA's pinned RIM root. Nothing in the evidence is trusted before the check
 //! that authenticates it, but every check still runs, so the verdict lists all
 //! reasons.
+#![deny(clippy::arithmetic_side_effects)]
 
 use std::collections::BTreeMap;
 
@@ -157,7 +158,10 @@ pub fn verify(evidence: &GpuEvidence, opts: &VerifyOptions) -> Result<GpuVerdict
                 );
             }
         }
-        Err(why) => r.add("report_key_invalid", format!("device leaf certificate: {why}")),
+        Err(why) => r.add(
+            "report_key_invalid",
+            format!("device leaf certificate: {why}"),
+        ),
     }
 
     // 2. The leaf chains to NVIDIA's device root.
@@ -229,12 +233,23 @@ pub fn verify(evidence: &GpuEvidence, opts: &VerifyOptions) -> Result<GpuVerdict
 
     // 5. Policy: versions and mode.
     if let Some(policy) = &opts.policy {
-        check_versions(policy, driver_version.as_deref(), vbios_version.as_deref(), &mut r);
+        check_versions(
+            policy,
+            driver_version.as_deref(),
+            vbios_version.as_deref(),
+            &mut r,
+        );
         check_mode(policy, evidence.cc_mode, &mut r);
     }
 
     // 6. RIMs.
-    let rim = check_rims(&report, opts, driver_version.as_deref(), vbios_version.as_deref(), &mut r)?;
+    let rim = check_rims(
+        &report,
+        opts,
+        driver_version.as_deref(),
+        vbios_version.as_deref(),
+        &mut r,
+    )?;
 
     // 7. Revocation.
     let ocsp_good = check_ocsp(evidence, opts, &rim, &mut r)?;
@@ -242,7 +257,11 @@ pub fn verify(evidence: &GpuEvidence, opts: &VerifyOptions) -> Result<GpuVerdict
     let rim_summary = rim.summary;
     let reasons = r.0;
     Ok(GpuVerdict {
-        verdict: if reasons.is_empty() { "accepted" } else { "rejected" },
+        verdict: if reasons.is_empty() {
+            "accepted"
+        } else {
+            "rejected"
+        },
         reasons,
         driver_version,
         vbios_version,
@@ -259,7 +278,10 @@ pub fn verify(evidence: &GpuEvidence, opts: &VerifyOptions) -> Result<GpuVerdict
 
 fn check_versions(policy: &GpuPolicy, driver: Option<&str>, vbios: Option<&str>, r: &mut Reasons) {
     match driver {
-        None => r.add("driver_version_missing", "the report carries no driver version"),
+        None => r.add(
+            "driver_version_missing",
+            "the report carries no driver version",
+        ),
         Some(v) if !policy.allowed_driver_versions.iter().any(|a| a == v) => r.add(
             "driver_version_not_allowed",
             format!(
@@ -270,7 +292,10 @@ fn check_versions(policy: &GpuPolicy, driver: Option<&str>, vbios: Option<&str>,
         Some(_) => {}
     }
     match vbios {
-        None => r.add("vbios_version_missing", "the report carries no VBIOS version"),
+        None => r.add(
+            "vbios_version_missing",
+            "the report carries no VBIOS version",
+        ),
         Some(v)
             if !policy
                 .allowed_vbios_versions
@@ -393,11 +418,22 @@ fn check_rims(
     }
     if let Some(policy) = &opts.policy {
         for (required, kind, code) in [
-            (policy.require_driver_rim, RimKind::Driver, "rim_missing_driver"),
-            (policy.require_vbios_rim, RimKind::Vbios, "rim_missing_vbios"),
+            (
+                policy.require_driver_rim,
+                RimKind::Driver,
+                "rim_missing_driver",
+            ),
+            (
+                policy.require_vbios_rim,
+                RimKind::Vbios,
+                "rim_missing_vbios",
+            ),
         ] {
             if required && !rims.iter().any(|x| x.kind == kind) {
-                r.add(code, format!("the policy requires a {kind:?} RIM; none was given"));
+                r.add(
+                    code,
+                    format!("the policy requires a {kind:?} RIM; none was given"),
+                );
             }
         }
     }
@@ -418,7 +454,10 @@ fn check_rims(
             );
         }
         for &k in owners {
-            let Some(golden) = rims.get(k).and_then(|x| x.measurements.iter().find(|m| m.index == *index)) else {
+            let Some(golden) = rims
+                .get(k)
+                .and_then(|x| x.measurements.iter().find(|m| m.index == *index))
+            else {
                 continue;
             };
             let label = opts.rims.get(k).map(|i| i.label.as_str()).unwrap_or("?");
@@ -431,11 +470,16 @@ fn check_rims(
                 None => {
                     r.add(
                         "rim_measurement_missing",
-                        format!("RIM {label} index {index}: the report has no block {}", index.saturating_add(1)),
+                        format!(
+                            "RIM {label} index {index}: the report has no block {}",
+                            index.saturating_add(1)
+                        ),
                     );
                     summary.mismatched.push(*index);
                 }
-                Some(b) if b.value.len() == golden.size && golden.alternatives.contains(&b.value) => {
+                Some(b)
+                    if b.value.len() == golden.size && golden.alternatives.contains(&b.value) =>
+                {
                     summary.matched.push(*index);
                 }
                 Some(b) => {

@@ -259,9 +259,10 @@ impl XmlDoc {
         }
         // SAFETY: expression is NUL-terminated; result freed by its guard. The result
         // must not outlive the context, so both are returned together.
-        let obj = NonNull::new(unsafe { xmlXPathEvalExpression(c_expr.as_ptr().cast(), ctx.0.as_ptr()) })
-            .map(XPathResult)
-            .ok_or_else(err)?;
+        let obj =
+            NonNull::new(unsafe { xmlXPathEvalExpression(c_expr.as_ptr().cast(), ctx.0.as_ptr()) })
+                .map(XPathResult)
+                .ok_or_else(err)?;
         Ok((ctx, obj))
     }
 
@@ -282,7 +283,7 @@ impl XmlDoc {
             }
             _ => return Err(XmlError::XPath(expr.to_string())),
         };
-        if n.is_finite() && n >= 0.0 && n < 1e9 {
+        if (0.0..1e9).contains(&n) {
             // Checked range above: the cast cannot truncate meaningfully.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             Ok(n as usize)
@@ -429,12 +430,16 @@ mod tests {
         let input = br#"<r xmlns="urn:d" xmlns:x="urn:x"><x:s><t/></x:s></r>"#;
         let doc = XmlDoc::parse(input, &[("x", "urn:x")]).unwrap();
         let sel = "(//. | //@* | //namespace::*)[ancestor-or-self::x:s]";
-        let inc = doc.canonicalize(Some(sel), C14nMode::Inclusive11, false).unwrap();
+        let inc = doc
+            .canonicalize(Some(sel), C14nMode::Inclusive11, false)
+            .unwrap();
         assert_eq!(
             String::from_utf8(inc).unwrap(),
             r#"<x:s xmlns="urn:d" xmlns:x="urn:x"><t></t></x:s>"#
         );
-        let exc = doc.canonicalize(Some(sel), C14nMode::Exclusive10, false).unwrap();
+        let exc = doc
+            .canonicalize(Some(sel), C14nMode::Exclusive10, false)
+            .unwrap();
         assert_eq!(
             String::from_utf8(exc).unwrap(),
             r#"<x:s xmlns:x="urn:x"><t xmlns="urn:d"></t></x:s>"#

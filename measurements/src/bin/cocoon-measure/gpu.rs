@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use cocoon_measurements::gpu::{
-    self, certs, evidence, spdm::AttestationReport, CcMode, GpuEvidence, GpuPolicy,
-    NonceBinding, RimInput, VerifyOptions,
+    self, certs, evidence, spdm::AttestationReport, CcMode, GpuEvidence, GpuPolicy, NonceBinding,
+    RimInput, VerifyOptions,
 };
 use der::{Decode, Encode};
 
@@ -18,7 +18,7 @@ pub enum Command {
     /// Verify one GPU's evidence: report signature, device chain to NVIDIA's root,
     /// FWID, nonce, RIMs, OCSP and the policy's [gpu] table. Exit 0 accepted,
     /// 1 rejected (every reason listed), 2 malformed input.
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Print the parsed attestation report (no verification).
     Inspect(InspectArgs),
 }
@@ -110,7 +110,9 @@ fn spki_der(bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
                 .tbs_certificate
                 .subject_public_key_info
                 .to_der()?),
-            other => bail!("TLS key file: PEM label {other:?} (PUBLIC KEY or CERTIFICATE expected)"),
+            other => {
+                bail!("TLS key file: PEM label {other:?} (PUBLIC KEY or CERTIFICATE expected)")
+            }
         };
     }
     x509_cert::spki::SubjectPublicKeyInfoRef::from_der(bytes)
@@ -155,7 +157,9 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<Outcome> {
     };
 
     let expected_nonce = match (&a.nonce, &a.tls_spki) {
-        (Some(n), _) => Some(evidence::parse_nonce(n).map_err(|e| anyhow::anyhow!("--nonce: {e}"))?),
+        (Some(n), _) => {
+            Some(evidence::parse_nonce(n).map_err(|e| anyhow::anyhow!("--nonce: {e}"))?)
+        }
         (None, Some(p)) => Some(gpu::nonce_for_tls_spki(&spki_der(&read(p, "TLS key")?)?)),
         (None, None) => None,
     };
@@ -205,7 +209,11 @@ fn verify(a: &VerifyArgs) -> anyhow::Result<Outcome> {
     let opts = VerifyOptions {
         at,
         expected_nonce,
-        device_root: root(a.device_root.as_ref(), gpu::NVIDIA_DEVICE_ROOT_PEM, "device root")?,
+        device_root: root(
+            a.device_root.as_ref(),
+            gpu::NVIDIA_DEVICE_ROOT_PEM,
+            "device root",
+        )?,
         rim_root: root(a.rim_root.as_ref(), gpu::NVIDIA_RIM_ROOT_PEM, "RIM root")?,
         rims,
         policy,
@@ -261,7 +269,11 @@ fn inspect(a: &InspectArgs) -> anyhow::Result<Outcome> {
         r.vbios_version().unwrap_or_default()
     );
     for b in &r.blocks {
-        text.push_str(&format!("  block {:3}: {}\n", b.index, hex::encode(&b.value)));
+        text.push_str(&format!(
+            "  block {:3}: {}\n",
+            b.index,
+            hex::encode(&b.value)
+        ));
     }
     Outcome::new(Status::Ok, &json, text)
 }
