@@ -6,6 +6,12 @@
 //! "supported". The pinned root is the trust anchor: a self-signed certificate at
 //! the end of a presented chain is dropped and the pinned root takes its place (as
 //! NVIDIA's verifiers do), so what a chain claims about its own root never counts.
+//!
+//! Two CA certificates of NVIDIA's RIM chain encode pre-2050 validity dates as
+//! GeneralizedTime, which RFC 5280 §4.1.2.5 reserves for 2050 and later. The `der`
+//! crate reads either encoding as the instant it denotes (as OpenSSL does); the
+//! certificate is signed over exactly those bytes, so accepting the encoding
+//! changes no verified fact, and refusing it would reject every NVIDIA RIM.
 #![deny(clippy::arithmetic_side_effects)]
 
 use const_oid::ObjectIdentifier;
