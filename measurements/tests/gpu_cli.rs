@@ -647,3 +647,55 @@ fn inspect_prints_the_parsed_report() {
     assert_eq!(j["blocks"].as_array().unwrap().len(), 64);
     assert_eq!(j["request"]["nonce"], NONCE);
 }
+
+#[test]
+fn any_alternative_may_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(rim()).unwrap();
+    let golden_1 = "c3f65ef79a19c029868cd7ce54b10e44f192444edb3506dde29cef2aac4e916c90a4f438e55aa7581a9e384c74d82db6";
+    // Report block 2, which RIM index 1 is compared with.
+    let block_2 = "8048dfd18fe229bf16eb9d30cca0f11a24dafe6eb731de1462984645a0b189b77c4e4e17de727a5e19e3d07de51da338";
+    let old = format!("alternatives=\"1\" ns2:Hash0=\"{golden_1}\"");
+    assert_eq!(text.matches(&old).count(), 1);
+    let edited = text.replace(
+        &old,
+        &format!("alternatives=\"2\" ns2:Hash0=\"{golden_1}\" ns2:Hash1=\"{block_2}\""),
+    );
+    let path = write(&dir, "alt.swidtag", edited);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--rim",
+        p(&path),
+        "--at",
+        AT,
+    ]);
+    assert_eq!(code, 1);
+    assert_eq!(indices(&j["rim"]["matched"]), [0, 1, 3, 4, 5, 6, 8, 10, 12]);
+    assert_eq!(indices(&j["rim"]["mismatched"]), [2, 9, 11]);
+    // The edit is outside what NVIDIA signed.
+    assert!(codes(&j).contains(&"rim_digest_mismatch".into()));
+    // An alternatives count that disagrees with the hash attributes is malformed.
+    let bad = text.replace(
+        &old,
+        &format!("alternatives=\"2\" ns2:Hash0=\"{golden_1}\""),
+    );
+    let path = write(&dir, "bad.swidtag", bad);
+    let (code, j) = verify(&[
+        "--report",
+        report(),
+        "--chain",
+        chain(),
+        "--rim",
+        p(&path),
+        "--at",
+        AT,
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        j["error"].as_str().unwrap().contains("alternatives"),
+        "{j:#}"
+    );
+}
