@@ -108,6 +108,7 @@ extern "C" {
         options: c_int,
     ) -> *mut c_void;
     fn xmlFreeDoc(doc: *mut c_void);
+    fn xmlGetIntSubset(doc: *const c_void) -> *mut c_void;
     fn xmlGetLastError() -> *const XmlErrorC;
     fn xmlResetLastError();
     fn xmlSetStructuredErrorFunc(ctx: *mut c_void, handler: Option<StructuredErrorFn>);
@@ -210,6 +211,14 @@ impl XmlDoc {
                 max: MAX_XML_BYTES,
             });
         }
+        // Decoded as UTF-8 whatever the document declares (below), so the byte
+        // search for a DOCTYPE cannot be dodged with another encoding.
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(XmlError::Malformed {
+                message: format!("not UTF-8 at byte offset {}", e.valid_up_to()),
+                line: 0,
+            });
+        }
         if let Some(offset) = find(bytes, b"<!DOCTYPE") {
             return Err(XmlError::Doctype { offset });
         }
@@ -223,21 +232,27 @@ impl XmlDoc {
             .collect::<Result<Vec<_>, std::ffi::NulError>>()
             .map_err(|_| XmlError::XPath("namespace with NUL".into()))?;
         init();
-        // SAFETY: buffer/size describe a live slice; NULL URL and encoding are allowed.
+        // SAFETY: buffer/size describe a live slice; the URL may be NULL; the
+        // encoding is a NUL-terminated literal.
         let doc = unsafe {
             xmlResetLastError();
             xmlReadMemory(
                 bytes.as_ptr().cast(),
                 size,
                 std::ptr::null(),
-                std::ptr::null(),
+                c"UTF-8".as_ptr(),
                 PARSE_OPTIONS,
             )
         };
-        match NonNull::new(doc) {
-            Some(doc) => Ok(Self { doc, namespaces }),
-            None => Err(last_error()),
+        let doc = NonNull::new(doc)
+            .map(|doc| Self { doc, namespaces })
+            .ok_or_else(last_error)?;
+        // Second line of defence: no DTD made it into the tree.
+        // SAFETY: doc is live.
+        if !unsafe { xmlGetIntSubset(doc.doc.as_ptr()) }.is_null() {
+            return Err(XmlError::Doctype { offset: 0 });
         }
+        Ok(doc)
     }
 
     fn eval(&self, expr: &str) -> Result<(XPathContext, XPathResult), XmlError> {
@@ -453,6 +468,12 @@ mod tests {
         let e = XmlDoc::parse(b"<a><b></a>", &[]).err();
         assert!(matches!(e, Some(XmlError::Malformed { .. })), "{e:?}");
         assert!(XmlDoc::parse(b"", &[]).is_err());
+        // UTF-16 (or any non-UTF-8 encoding) could hide a DOCTYPE from the byte scan.
+        let utf16: Vec<u8> = "\u{feff}<!DOCTYPE a><a/>"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert!(XmlDoc::parse(&utf16, &[]).is_err());
     }
 
     #[test]
