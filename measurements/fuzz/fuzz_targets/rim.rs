@@ -1,7 +1,11 @@
 #![no_main]
-// TODO (owner): call the parser under test with `data`.
+//! RIM (signed SWID XML) parser: libxml2 parse, XPath extraction, XML-DSig field
+//! decoding and both canonicalizations, on arbitrary bytes: errors, never panics.
+use cocoon_measurements::gpu::rim::Rim;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = data;
+    if let Ok(rim) = Rim::parse(data) {
+        let _ = rim.active().count();
+    }
 });
