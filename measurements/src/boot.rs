@@ -49,33 +49,33 @@ pub struct ComputeInputs {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
-    #[error("reading {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // Inner errors are part of the message, not `source()`: the CLI prints the chain, and
+    // a source would repeat it.
+    #[error("reading {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     /// The UKI is malformed or uses something the prediction does not model.
-    #[error("{path}: {source}")]
-    Uki {
-        path: String,
-        #[source]
-        source: UkiError,
-    },
+    #[error("{path}: {error}")]
+    Uki { path: String, error: UkiError },
     #[error(transparent)]
     Hash(#[from] HashPlanError),
     #[error("MRTD: {0}")]
-    Mrtd(#[from] MrtdError),
+    Mrtd(MrtdError),
     /// A section wrapped in a cpio archive does not fit cpio's 32-bit size field.
     #[error("UKI section {section} is too large for the stub's cpio archive")]
     CpioTooLarge { section: &'static str },
+}
+
+impl From<MrtdError> for BootError {
+    fn from(e: MrtdError) -> Self {
+        BootError::Mrtd(e)
+    }
 }
 
 impl From<crate::pe::PeError> for BootError {
     fn from(e: crate::pe::PeError) -> Self {
         BootError::Uki {
             path: String::new(),
-            source: UkiError::Pe(e),
+            error: UkiError::Pe(e),
         }
     }
 }
@@ -129,13 +129,13 @@ pub fn compute_uki_with(
     opts: &UkiOptions<'_>,
 ) -> Result<Rtmr12Prediction, BootError> {
     let path = uki_path.display().to_string();
-    let file = File::open(uki_path).map_err(|source| BootError::Io {
+    let file = File::open(uki_path).map_err(|error| BootError::Io {
         path: path.clone(),
-        source,
+        error,
     })?;
-    let uki = Uki::read(&file, &path).map_err(|source| BootError::Uki {
+    let uki = Uki::read(&file, &path).map_err(|error| BootError::Uki {
         path: path.clone(),
-        source,
+        error,
     })?;
     let (plan, ids) = plan::build(&uki).map_err(|e| with_path(e, &path))?;
     let out = plan.run(&file, &path, &opts.run)?;
@@ -180,9 +180,9 @@ pub fn compute_uki_with(
 
 fn with_path(e: BootError, path: &str) -> BootError {
     match e {
-        BootError::Uki { path: p, source } if p.is_empty() => BootError::Uki {
+        BootError::Uki { path: p, error } if p.is_empty() => BootError::Uki {
             path: path.to_string(),
-            source,
+            error,
         },
         other => other,
     }
@@ -194,14 +194,14 @@ pub const RTMR0_NOTE_NO_ACPI: &str = "RTMR0 not computed: it measures the TD HOB
 pub const RTMR0_NOTE_NOT_IMPLEMENTED: &str = "RTMR0 not computed: the ACPI tables were recorded (inputs.acpi_sha256) but the TD HOB and the remaining RTMR0 events are not modelled yet";
 
 fn sha256_file(path: &Path) -> Result<String, BootError> {
-    let mut f = File::open(path).map_err(|source| BootError::Io {
+    let mut f = File::open(path).map_err(|error| BootError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(|source| BootError::Io {
+    std::io::copy(&mut f, &mut h).map_err(|error| BootError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     })?;
     Ok(hex::encode(h.finalize()))
 }

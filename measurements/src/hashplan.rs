@@ -128,12 +128,11 @@ pub enum DigestOut {
 /// Why a plan could not be run.
 #[derive(Debug, thiserror::Error)]
 pub enum HashPlanError {
-    #[error("reading {path} at byte offset {offset}: {source}")]
+    #[error("reading {path} at byte offset {offset}: {error}")]
     Io {
         path: String,
         offset: u64,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not as long as when the plan was made.
     #[error("{path} changed while it was being hashed: expected {expected} bytes, found {found}")]

@@ -40,22 +40,17 @@ const READ_AHEAD: [&str; 7] = [
 /// Why a UKI cannot be used for a prediction.
 #[derive(Debug, thiserror::Error)]
 pub enum UkiError {
-    #[error("reading {path} at byte offset {offset}: {source}")]
+    #[error("reading {path} at byte offset {offset}: {error}")]
     Io {
         path: String,
         offset: u64,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("UKI {0}")]
     Pe(#[from] PeError),
     /// The kernel image inside `.linux` is not a PE image the stub can LoadImage.
-    #[error("kernel image in .linux (section data at file offset {section_offset}, offsets below relative to it): {source}")]
-    Kernel {
-        section_offset: u64,
-        #[source]
-        source: PeError,
-    },
+    #[error("kernel image in .linux (section data at file offset {section_offset}; offsets that follow are relative to it): {error}")]
+    Kernel { section_offset: u64, error: PeError },
     #[error("UKI PE COFF header Machine: 0x{machine:04x} is not x86-64 (0x8664); only x86-64 TDX guests are modelled")]
     NotX64 { machine: u16 },
     #[error("UKI has no .sdmagic section: not a systemd-stub image, its measurements are unknown")]
@@ -189,10 +184,10 @@ impl Uki {
     pub fn read(file: &File, path: &str) -> Result<Uki, UkiError> {
         let len = file
             .metadata()
-            .map_err(|source| UkiError::Io {
+            .map_err(|error| UkiError::Io {
                 path: path.to_string(),
                 offset: 0,
-                source,
+                error,
             })?
             .len();
         Self::from_source(&FileSource { file, len }, path)
@@ -201,10 +196,10 @@ impl Uki {
     /// Read and check a UKI from any byte source.
     pub fn from_source<S: ByteSource + ?Sized>(src: &S, path: &str) -> Result<Uki, UkiError> {
         let io = |offset: u64| {
-            move |source| UkiError::Io {
+            move |error| UkiError::Io {
                 path: path.to_string(),
                 offset,
-                source,
+                error,
             }
         };
         let image_len = src.len();
@@ -345,10 +340,10 @@ fn read_section<S: ByteSource + ?Sized>(
     let offset = u64::from(s.pointer_to_raw_data);
     let mut buf = src
         .read_at(offset, s.file_backed_len() as usize)
-        .map_err(|source| UkiError::Io {
+        .map_err(|error| UkiError::Io {
             path: path.to_string(),
             offset,
-            source,
+            error,
         })?;
     buf.resize(s.virtual_size as usize, 0);
     Ok(buf)
@@ -368,10 +363,10 @@ fn read_kernel<S: ByteSource + ?Sized>(
         let from_file = file_backed.saturating_sub(offset).min(len as u64) as usize;
         let mut v = if from_file > 0 {
             let at = base.saturating_add(offset);
-            src.read_at(at, from_file).map_err(|source| UkiError::Io {
+            src.read_at(at, from_file).map_err(|error| UkiError::Io {
                 path: path.to_string(),
                 offset: at,
-                source,
+                error,
             })?
         } else {
             Vec::new()
@@ -379,9 +374,9 @@ fn read_kernel<S: ByteSource + ?Sized>(
         v.resize(len, 0);
         Ok(v)
     };
-    let kerr = |source| UkiError::Kernel {
+    let kerr = |error| UkiError::Kernel {
         section_offset: base,
-        source,
+        error,
     };
     let header_bytes = read_headers(image_len, read)?.map_err(kerr)?;
     let pe = PeImage::parse(&header_bytes, image_len).map_err(kerr)?;

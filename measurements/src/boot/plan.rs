@@ -91,7 +91,7 @@ pub(crate) fn build(uki: &Uki) -> Result<(Plan, PlanIds), BootError> {
     }
     let linux = uki.section(".linux").ok_or(BootError::Uki {
         path: String::new(),
-        source: crate::uki::UkiError::MissingLinux,
+        error: crate::uki::UkiError::MissingLinux,
     })?;
     let kh = &uki.kernel.header_bytes;
     let kh_file = kh.get(..(linux.file_len().min(kh.len() as u64) as usize)).unwrap_or(&[]);

@@ -233,11 +233,11 @@ fn assign<'p>(lanes: &[&'p Lane], workers: usize) -> Vec<Vec<&'p Lane>> {
         .collect()
 }
 
-fn io_err(path: &str, offset: u64, source: std::io::Error) -> HashPlanError {
+fn io_err(path: &str, offset: u64, error: std::io::Error) -> HashPlanError {
     HashPlanError::Io {
         path: path.to_string(),
         offset,
-        source,
+        error,
     }
 }
 
