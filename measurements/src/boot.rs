@@ -214,8 +214,9 @@ pub fn compute(inputs: &ComputeInputs) -> Result<ExpectedMeasurements, BootError
         let uki = compute_uki(&inputs.uki);
         (mrtd.join(), uki)
     });
-    let mrtd = mrtd.map_err(|_| BootError::Hash(HashPlanError::WorkerPanicked))??;
+    // A bad UKI is reported before any MRTD problem: it names a field and offset.
     let uki = uki?;
+    let mrtd = mrtd.map_err(|_| BootError::Hash(HashPlanError::WorkerPanicked))??;
 
     let mut acpi_sha256 = Vec::with_capacity(inputs.acpi.len());
     for p in &inputs.acpi {

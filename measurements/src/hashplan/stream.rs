@@ -2,7 +2,6 @@
 #![deny(clippy::arithmetic_side_effects)]
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -254,7 +253,6 @@ fn read_pass(
     for _ in 0..POOL {
         let _ = pool_tx.send(Vec::with_capacity(chunk));
     }
-    let mut reader: &File = file;
     let mut offset = 0u64;
     loop {
         // Blocks until a worker has returned a buffer: the pool is the back-pressure.
@@ -262,7 +260,9 @@ fn read_pass(
         buf.resize(chunk, 0);
         let mut filled = 0usize;
         while filled < chunk {
-            let n = match reader.read(buf.get_mut(filled..).unwrap_or(&mut [])) {
+            // Positioned reads: the pass does not depend on (or move) the file cursor.
+            let at = offset.saturating_add(filled as u64);
+            let n = match file.read_at(buf.get_mut(filled..).unwrap_or(&mut []), at) {
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(io_err(path, offset.saturating_add(filled as u64), e)),
