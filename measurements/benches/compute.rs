@@ -119,7 +119,9 @@ fn main() {
             b.iter(|| black_box(Sha256::digest(black_box(&mem))))
         });
         g.bench_function("compute_uki_all_cores", |b| b.iter(|| compute(&path, None)));
-        g.bench_function("compute_uki_1_thread", |b| b.iter(|| compute(&path, Some(1))));
+        g.bench_function("compute_uki_1_thread", |b| {
+            b.iter(|| compute(&path, Some(1)))
+        });
         g.finish();
     }
     let fw = firmware();
@@ -182,7 +184,10 @@ fn main() {
                 mb_s(fw_len, t)
             );
         }
-        (Some(fw), false) => println!("MRTD: skipped, mrtd_from_file({}) failed (not implemented in this build?)", fw.display()),
+        (Some(fw), false) => println!(
+            "MRTD: skipped, mrtd_from_file({}) failed (not implemented in this build?)",
+            fw.display()
+        ),
         (None, _) => println!("MRTD: skipped, no firmware (set COCOON_BENCH_FIRMWARE)"),
     }
     println!(

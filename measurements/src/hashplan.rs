@@ -145,7 +145,9 @@ pub enum HashPlanError {
     #[error("{path} changed while it was being hashed: bytes at offset {offset} differ from those read first")]
     ContentChanged { path: String, offset: u64 },
     /// A lane names file bytes beyond the file's end (a planning bug, reported, not a panic).
-    #[error("hash plan lane {lane}: file range {offset}..{end} lies beyond the file end {file_len}")]
+    #[error(
+        "hash plan lane {lane}: file range {offset}..{end} lies beyond the file end {file_len}"
+    )]
     RangeBeyondFile {
         lane: String,
         offset: u64,
@@ -274,7 +276,12 @@ impl Plan {
     }
 
     /// Read `file` (whose name `path` is used in errors) and compute every output.
-    pub fn run(&self, file: &File, path: &str, opts: &RunOptions) -> Result<Outputs, HashPlanError> {
+    pub fn run(
+        &self,
+        file: &File,
+        path: &str,
+        opts: &RunOptions,
+    ) -> Result<Outputs, HashPlanError> {
         stream::run(self, file, path, opts)
     }
 }

@@ -37,7 +37,9 @@ pub enum PeError {
     #[error("PE COFF header NumberOfSections at byte offset {offset}: {count} exceeds the limit of {max}")]
     TooManySections { offset: usize, count: u16, max: u16 },
     /// More data directories than the 16 the format defines (edk2 refuses these too).
-    #[error("PE optional header NumberOfRvaAndSizes at byte offset {offset}: {count} exceeds {max}")]
+    #[error(
+        "PE optional header NumberOfRvaAndSizes at byte offset {offset}: {count} exceeds {max}"
+    )]
     TooManyDataDirectories { offset: usize, count: u32, max: u32 },
     /// SizeOfOptionalHeader is too small for the fields and data directories it declares.
     #[error("PE COFF header SizeOfOptionalHeader at byte offset {offset}: {size} bytes cannot hold the {needed} bytes the optional header declares")]
@@ -47,7 +49,9 @@ pub enum PeError {
         needed: usize,
     },
     /// SizeOfHeaders ends before the fields Authenticode hashes around, or beyond the file.
-    #[error("PE optional header SizeOfHeaders at byte offset {offset}: {size} is outside {min}..={max}")]
+    #[error(
+        "PE optional header SizeOfHeaders at byte offset {offset}: {size} is outside {min}..={max}"
+    )]
     BadSizeOfHeaders {
         offset: usize,
         size: u32,

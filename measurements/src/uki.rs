@@ -264,7 +264,9 @@ impl Uki {
     /// or `None` without a `.cmdline` section (the stub then sets no LoadOptions and the
     /// kernel measures nothing).
     pub fn cmdline(&self) -> Option<(String, Vec<u8>)> {
-        self.contents.get(".cmdline").map(|c| cmdline::load_options(c))
+        self.contents
+            .get(".cmdline")
+            .map(|c| cmdline::load_options(c))
     }
 
     /// The `.uname` text (kernel release), when present.

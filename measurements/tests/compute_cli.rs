@@ -40,9 +40,14 @@ fn json_without_firmware_is_the_rtmr_prediction() {
     assert_eq!(v["stub_version"], "257.13");
     let events = v["events"].as_array().unwrap();
     assert_eq!(events.len(), lib.events.len());
-    assert_eq!(events[0]["event_type_name"], "EV_EFI_BOOT_SERVICES_APPLICATION");
+    assert_eq!(
+        events[0]["event_type_name"],
+        "EV_EFI_BOOT_SERVICES_APPLICATION"
+    );
     assert_eq!(events[0]["register"], "rtmr1");
-    assert!(events.iter().all(|e| !e["source"].as_str().unwrap().is_empty()));
+    assert!(events
+        .iter()
+        .all(|e| !e["source"].as_str().unwrap().is_empty()));
 }
 
 #[test]
@@ -51,12 +56,19 @@ fn text_lists_every_event_and_says_why_no_rtmr0() {
     let (code, stdout, _) = run(&["compute", "--uki", f.path().to_str().unwrap()]);
     assert_eq!(code, 0);
     let lib = compute_uki(f.path()).unwrap();
-    assert!(stdout.contains(&format!("RTMR1  {}", lib.rtmr1)), "{stdout}");
+    assert!(
+        stdout.contains(&format!("RTMR1  {}", lib.rtmr1)),
+        "{stdout}"
+    );
     assert!(stdout.contains(&format!("RTMR2  {}", lib.rtmr2)));
     assert!(stdout.contains("RTMR0  RTMR0 not computed"));
     assert!(stdout.contains("MRTD   not computed"));
     for e in &lib.events {
-        assert!(stdout.contains(&e.digest.to_hex()), "missing {}", e.description);
+        assert!(
+            stdout.contains(&e.digest.to_hex()),
+            "missing {}",
+            e.description
+        );
     }
 }
 
@@ -75,7 +87,15 @@ fn tpm_flavor_has_five_separators() {
         .count();
     assert_eq!(seps, 5);
     // A TPM log has no MRTD: refuse the combination instead of mixing flavours.
-    let (code, _, stderr) = run(&["compute", "--uki", path, "--flavor", "tpm", "--firmware", path]);
+    let (code, _, stderr) = run(&[
+        "compute",
+        "--uki",
+        path,
+        "--flavor",
+        "tpm",
+        "--firmware",
+        path,
+    ]);
     assert_eq!(code, 2, "{stderr}");
 }
 
@@ -88,19 +108,28 @@ fn bad_uki_exits_2_naming_field_and_offset() {
     let (code, stdout, stderr) = run(&["compute", "--uki", path]);
     assert_eq!(code, 2);
     assert!(stdout.is_empty());
-    assert!(stderr.contains("PE signature at byte offset 128"), "{stderr}");
+    assert!(
+        stderr.contains("PE signature at byte offset 128"),
+        "{stderr}"
+    );
 
     let (code, stdout, _) = run(&["compute", "--uki", path, "--json"]);
     assert_eq!(code, 2);
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["exit_code"], 2);
-    assert!(v["error"].as_str().unwrap().contains("byte offset 128"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("byte offset 128"),
+        "{v}"
+    );
 
     // Truncated in the section table.
     let f = write(&UkiSpec::default().build()[..0x1a0]);
     let (code, _, stderr) = run(&["compute", "--uki", f.path().to_str().unwrap()]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("PE section header") && stderr.contains("truncated"), "{stderr}");
+    assert!(
+        stderr.contains("PE section header") && stderr.contains("truncated"),
+        "{stderr}"
+    );
 
     let (code, _, stderr) = run(&["compute", "--uki", "/nonexistent/uki.efi"]);
     assert_eq!(code, 2);

@@ -64,11 +64,30 @@ fn lanes_emit_the_digests_of_their_segments() {
                 )
                 .unwrap();
             let ctx = format!("threads {threads} chunk {chunk}");
-            assert_eq!(out.sha256(whole_id).unwrap(), <[u8; 32]>::from(Sha256::digest(&d)), "{ctx}");
-            assert_eq!(out.sha384(mid).unwrap(), Digest48::sha384(&expect_mid), "{ctx}");
-            assert_eq!(out.sha384(end).unwrap(), Digest48::sha384(&expect_end), "{ctx}");
-            assert_eq!(out.sha384(back).unwrap(), Digest48::sha384(&expect_back), "{ctx}");
-            assert!(out.sha256(mid).is_none(), "a SHA-384 output is not a SHA-256 one");
+            assert_eq!(
+                out.sha256(whole_id).unwrap(),
+                <[u8; 32]>::from(Sha256::digest(&d)),
+                "{ctx}"
+            );
+            assert_eq!(
+                out.sha384(mid).unwrap(),
+                Digest48::sha384(&expect_mid),
+                "{ctx}"
+            );
+            assert_eq!(
+                out.sha384(end).unwrap(),
+                Digest48::sha384(&expect_end),
+                "{ctx}"
+            );
+            assert_eq!(
+                out.sha384(back).unwrap(),
+                Digest48::sha384(&expect_back),
+                "{ctx}"
+            );
+            assert!(
+                out.sha256(mid).is_none(),
+                "a SHA-384 output is not a SHA-256 one"
+            );
         }
     }
 }
@@ -111,8 +130,13 @@ fn changed_files_are_detected() {
     let mut wrong = d[40_000..40_010].to_vec();
     wrong[3] ^= 1;
     plan.expect(40_000, wrong);
-    let e = plan.run(f.as_file(), "f", &RunOptions::default()).unwrap_err();
-    assert!(matches!(e, HashPlanError::ContentChanged { offset: 40_000, .. }), "{e}");
+    let e = plan
+        .run(f.as_file(), "f", &RunOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(e, HashPlanError::ContentChanged { offset: 40_000, .. }),
+        "{e}"
+    );
 
     // A plan made for a longer or a shorter file.
     for len in [60_000u64, 40_000] {
@@ -120,14 +144,24 @@ fn changed_files_are_detected() {
         let l = plan.lane("x", Algo::Sha384);
         plan.file(l, 0, 100);
         plan.emit(l);
-        let e = plan.run(f.as_file(), "f", &RunOptions::default()).unwrap_err();
-        assert!(matches!(e, HashPlanError::LengthChanged { expected, found: 50_000, .. } if expected == len), "{e}");
+        let e = plan
+            .run(f.as_file(), "f", &RunOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(e, HashPlanError::LengthChanged { expected, found: 50_000, .. } if expected == len),
+            "{e}"
+        );
     }
 
     // A range past the end is a planning error, reported before reading.
     let mut plan = Plan::new(d.len() as u64);
     let l = plan.lane("past", Algo::Sha384);
     plan.file(l, 49_990, 20);
-    let e = plan.run(f.as_file(), "f", &RunOptions::default()).unwrap_err();
-    assert!(matches!(e, HashPlanError::RangeBeyondFile { end: 50_010, .. }), "{e}");
+    let e = plan
+        .run(f.as_file(), "f", &RunOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(e, HashPlanError::RangeBeyondFile { end: 50_010, .. }),
+        "{e}"
+    );
 }

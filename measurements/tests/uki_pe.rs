@@ -58,7 +58,10 @@ fn parses_pe32_plus_headers_and_sections() {
     assert_eq!(pe.checksum_offset, l.checksum_offset);
     assert_eq!(pe.size_of_headers as usize, l.size_of_headers);
     assert_eq!(pe.data_directories.len(), 16);
-    assert_eq!(pe.security_directory().unwrap().entry_offset, l.security_entry_offset.unwrap());
+    assert_eq!(
+        pe.security_directory().unwrap().entry_offset,
+        l.security_entry_offset.unwrap()
+    );
     let names: Vec<String> = pe.sections.iter().map(|s| s.name()).collect();
     assert_eq!(names, [".text", ".data", ".bss"]);
     let bss = pe.section(".bss").unwrap();
@@ -66,8 +69,15 @@ fn parses_pe32_plus_headers_and_sections() {
     assert_eq!(bss.size_of_raw_data, 0x200);
     assert_eq!(bss.file_backed_len(), 0x200);
     let data = pe.section(".data").unwrap();
-    assert_eq!(data.file_backed_len(), 5, "VirtualSize bounds what is loaded");
-    assert_eq!(PeImage::headers_len(&img).unwrap(), l.section_table + 3 * 40);
+    assert_eq!(
+        data.file_backed_len(),
+        5,
+        "VirtualSize bounds what is loaded"
+    );
+    assert_eq!(
+        PeImage::headers_len(&img).unwrap(),
+        l.section_table + 3 * 40
+    );
 }
 
 #[test]
@@ -129,7 +139,12 @@ fn every_other_byte_counts() {
     let base = authenticode_sha384(&img).unwrap();
     // A header byte, a section byte, a section's raw padding past VirtualSize, and
     // trailing data: each changes the digest.
-    for at in [2usize, l.raw[0].0 + 10, l.raw[1].0 + 100, l.trailing_offset + 3] {
+    for at in [
+        2usize,
+        l.raw[0].0 + 10,
+        l.raw[1].0 + 100,
+        l.trailing_offset + 3,
+    ] {
         let mut m = img.clone();
         m[at] ^= 0xff;
         assert_ne!(authenticode_sha384(&m).unwrap(), base, "byte {at}");
@@ -200,7 +215,10 @@ fn bad_magic_and_signature_are_named() {
     let mut m = img.clone();
     m[uki_fixture::E_LFANEW + 24] = 0x0b;
     m[uki_fixture::E_LFANEW + 25] = 0x03;
-    assert!(matches!(parse(&m), PeError::BadOptionalMagic { found: 0x30b, .. }));
+    assert!(matches!(
+        parse(&m),
+        PeError::BadOptionalMagic { found: 0x30b, .. }
+    ));
 }
 
 #[test]
@@ -211,7 +229,10 @@ fn truncated_headers_name_the_field_and_offset() {
         let PeError::Parse(p) = &e else {
             panic!("cut {cut}: {e:?}")
         };
-        assert!(matches!(p.kind, ParseErrorKind::Truncated { .. }), "cut {cut}: {e}");
+        assert!(
+            matches!(p.kind, ParseErrorKind::Truncated { .. }),
+            "cut {cut}: {e}"
+        );
         assert!(p.offset <= cut, "cut {cut}: {e}");
         assert!(e.to_string().contains("PE "), "{e}");
     }
@@ -232,12 +253,18 @@ fn absurd_counts_are_refused() {
     let mut m = img.clone();
     let nrva = uki_fixture::E_LFANEW + 24 + 108;
     m[nrva..nrva + 4].copy_from_slice(&17u32.to_le_bytes());
-    assert!(matches!(parse(&m), PeError::TooManyDataDirectories { count: 17, .. }));
+    assert!(matches!(
+        parse(&m),
+        PeError::TooManyDataDirectories { count: 17, .. }
+    ));
     // SizeOfOptionalHeader too small for the 16 directories it declares.
     let mut m = img.clone();
     let soh = uki_fixture::E_LFANEW + 20;
     m[soh..soh + 2].copy_from_slice(&120u16.to_le_bytes());
-    assert!(matches!(parse(&m), PeError::OptionalHeaderTooSmall { size: 120, .. }));
+    assert!(matches!(
+        parse(&m),
+        PeError::OptionalHeaderTooSmall { size: 120, .. }
+    ));
 }
 
 #[test]
@@ -260,14 +287,20 @@ fn size_of_headers_and_cert_table_are_checked() {
     let mut m = img.clone();
     let at = uki_fixture::E_LFANEW + 24 + 60;
     m[at..at + 4].copy_from_slice(&0x10u32.to_le_bytes());
-    assert!(matches!(parse(&m), PeError::BadSizeOfHeaders { size: 0x10, .. }));
+    assert!(matches!(
+        parse(&m),
+        PeError::BadSizeOfHeaders { size: 0x10, .. }
+    ));
     let mut m = img.clone();
     let sec = l.security_entry_offset.unwrap();
     m[sec + 4..sec + 8].copy_from_slice(&10_000u32.to_le_bytes());
     let pe = PeImage::parse(&m, m.len() as u64).unwrap();
     assert!(matches!(
         pe.authenticode_ranges().unwrap_err(),
-        PeError::CertTableTooLarge { cert_size: 10_000, .. }
+        PeError::CertTableTooLarge {
+            cert_size: 10_000,
+            ..
+        }
     ));
 }
 

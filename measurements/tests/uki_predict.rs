@@ -31,7 +31,11 @@ fn section_digests(p: &Rtmr12Prediction) -> Vec<(String, Digest48)> {
             let name = c[0].description.split('"').nth(1).unwrap().to_string();
             let mut with_nul = name.clone().into_bytes();
             with_nul.push(0);
-            assert_eq!(c[0].digest, Digest48::sha384(&with_nul), "name digest of {name}");
+            assert_eq!(
+                c[0].digest,
+                Digest48::sha384(&with_nul),
+                "name digest of {name}"
+            );
             (name, c[1].digest)
         })
         .collect()
@@ -69,7 +73,10 @@ fn digests_equal_those_of_the_parts() {
 
     let secs = section_digests(&p);
     let names: Vec<&str> = secs.iter().map(|s| s.0.as_str()).collect();
-    assert_eq!(names, [".linux", ".osrel", ".cmdline", ".initrd", ".uname", ".sbat"]);
+    assert_eq!(
+        names,
+        [".linux", ".osrel", ".cmdline", ".initrd", ".uname", ".sbat"]
+    );
     let initrd = spec.initrd.clone().unwrap();
     assert_eq!(secs[0].1, Digest48::sha384(&spec.linux));
     assert_eq!(secs[1].1, Digest48::sha384(&spec.osrel));
@@ -218,7 +225,10 @@ fn unsupported_images_are_refused_with_reasons() {
         ..Default::default()
     };
     let e = uki_err(&v256.build());
-    assert!(matches!(&e, UkiError::UnsupportedStub { version, .. } if version == "256.7"), "{e}");
+    assert!(
+        matches!(&e, UkiError::UnsupportedStub { version, .. } if version == "256.7"),
+        "{e}"
+    );
     assert!(e.to_string().contains("os-release"), "{e}");
 
     let bad = UkiSpec {
@@ -263,7 +273,10 @@ fn unsupported_images_are_refused_with_reasons() {
         .build(),
         ..Default::default()
     };
-    assert!(matches!(uki_err(&old_kernel.build()), UkiError::KernelHandover(0)));
+    assert!(matches!(
+        uki_err(&old_kernel.build()),
+        UkiError::KernelHandover(0)
+    ));
 
     let mut hdrs = UkiSpec::default().build();
     hdrs[0x202..0x206].copy_from_slice(b"HdrS");
@@ -275,7 +288,10 @@ fn unsupported_images_are_refused_with_reasons() {
         ..Default::default()
     }
     .build();
-    assert!(matches!(uki_err(&arm), UkiError::NotX64 { machine: 0xaa64 }));
+    assert!(matches!(
+        uki_err(&arm),
+        UkiError::NotX64 { machine: 0xaa64 }
+    ));
 }
 
 #[test]
@@ -289,7 +305,10 @@ fn a_broken_kernel_image_is_named_relative_to_linux() {
     let e = uki_err(&spec.build());
     assert!(matches!(e, UkiError::Kernel { .. }), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains(".linux") && msg.contains("byte offset 128"), "{msg}");
+    assert!(
+        msg.contains(".linux") && msg.contains("byte offset 128"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -27,7 +27,11 @@ fn testuki(rel: &str) -> PathBuf {
             }
         });
     let p = dir.join(rel);
-    assert!(p.exists(), "real-UKI vector {} not found (set COCOON_TESTUKI)", p.display());
+    assert!(
+        p.exists(),
+        "real-UKI vector {} not found (set COCOON_TESTUKI)",
+        p.display()
+    );
     p
 }
 
@@ -137,8 +141,12 @@ fn replaying_the_prediction_gives_the_guests_pcr_values() {
     .unwrap();
     let pcrs = guest_pcrs();
     for pcr in [2u32, 3, 4, 5, 6, 9, 11] {
-        let replay =
-            Digest48::replay(p.events.iter().filter(|e| e.pcr == Some(pcr)).map(|e| &e.digest));
+        let replay = Digest48::replay(
+            p.events
+                .iter()
+                .filter(|e| e.pcr == Some(pcr))
+                .map(|e| &e.digest),
+        );
         assert_eq!(replay, pcrs[&pcr], "PCR {pcr}");
     }
 }
@@ -195,7 +203,10 @@ fn metadata_of_the_real_uki() {
         .step_by(2)
         .map(|e| e.description.split('"').nth(1).unwrap())
         .collect();
-    assert_eq!(names, [".linux", ".osrel", ".cmdline", ".initrd", ".uname", ".sbat"]);
+    assert_eq!(
+        names,
+        [".linux", ".osrel", ".cmdline", ".initrd", ".uname", ".sbat"]
+    );
 }
 
 #[test]

@@ -32,7 +32,8 @@ pub(crate) const SRC_STUB_SECTIONS: &str = "systemd 257 src/boot/stub.c measure_
 pub(crate) const SRC_KERNEL_LOADIMAGE: &str = "systemd 257 src/boot/linux.c linux_exec(): LoadImage of the .linux buffer (VirtualSize bytes), measured by edk2 DxeTpm2MeasureBootLib";
 pub(crate) const SRC_LOAD_OPTIONS: &str = "Linux drivers/firmware/efi/libstub/efi-stub-helper.c efi_convert_cmdline(): tagged event 0x8F3B22ED \"LOADED_IMAGE::LoadOptions\"; LoadOptions set by systemd 257 src/boot/linux.c (strsize16, with NUL)";
 pub(crate) const SRC_INITRD: &str = "Linux drivers/firmware/efi/libstub/efi-stub-helper.c efi_load_initrd(): tagged event 0x8F3B22EC \"Linux initrd\"; bytes from systemd 257 src/boot/stub.c combine_initrds() and src/boot/cpio.c pack_cpio_literal()";
-pub(crate) const SRC_EXIT_BOOT_SERVICES: &str = "edk2 OnExitBootServices (TdTcg2Dxe.c, Tcg2Dxe.c); TCG PC Client PFP 3.3.4.5";
+pub(crate) const SRC_EXIT_BOOT_SERVICES: &str =
+    "edk2 OnExitBootServices (TdTcg2Dxe.c, Tcg2Dxe.c); TCG PC Client PFP 3.3.4.5";
 
 /// The digests the events need, from the hash plan.
 pub(crate) struct Digests<'a> {

@@ -74,7 +74,11 @@ fn pad4(len: u64) -> u64 {
 }
 
 fn cpio_for(uki: &Uki, filename: &str, section: &'static str) -> Result<Vec<u8>, BootError> {
-    let content = uki.contents.get(section).cloned().unwrap_or_else(|| Arc::from(&[][..]));
+    let content = uki
+        .contents
+        .get(section)
+        .cloned()
+        .unwrap_or_else(|| Arc::from(&[][..]));
     cpio::literal(filename, &content).ok_or(BootError::CpioTooLarge { section })
 }
 
@@ -94,7 +98,9 @@ pub(crate) fn build(uki: &Uki) -> Result<(Plan, PlanIds), BootError> {
         error: crate::uki::UkiError::MissingLinux,
     })?;
     let kh = &uki.kernel.header_bytes;
-    let kh_file = kh.get(..(linux.file_len().min(kh.len() as u64) as usize)).unwrap_or(&[]);
+    let kh_file = kh
+        .get(..(linux.file_len().min(kh.len() as u64) as usize))
+        .unwrap_or(&[]);
     plan.expect(linux.file_offset(), kh_file.to_vec());
 
     let lane = plan.lane("UKI SHA-256", Algo::Sha256);

@@ -6,7 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use super::{Hasher, HashPlanError, Lane, Outputs, Plan, Segment};
+use super::{HashPlanError, Hasher, Lane, Outputs, Plan, Segment};
 
 /// Read size of the pass. 1 MiB keeps a chunk in the L2/L3 cache while every lane of a
 /// worker hashes it, and is large enough that per-chunk overhead does not show.
@@ -310,7 +310,12 @@ fn read_pass(
     Ok(())
 }
 
-fn check_expects(plan: &Plan, path: &str, chunk_off: u64, data: &[u8]) -> Result<(), HashPlanError> {
+fn check_expects(
+    plan: &Plan,
+    path: &str,
+    chunk_off: u64,
+    data: &[u8],
+) -> Result<(), HashPlanError> {
     let chunk_end = chunk_off.saturating_add(data.len() as u64);
     for e in &plan.expects {
         let e_end = e.offset.saturating_add(e.bytes.len() as u64);
@@ -319,9 +324,8 @@ fn check_expects(plan: &Plan, path: &str, chunk_off: u64, data: &[u8]) -> Result
         if lo >= hi {
             continue;
         }
-        let in_chunk = data.get(
-            lo.saturating_sub(chunk_off) as usize..hi.saturating_sub(chunk_off) as usize,
-        );
+        let in_chunk =
+            data.get(lo.saturating_sub(chunk_off) as usize..hi.saturating_sub(chunk_off) as usize);
         let in_expect = e
             .bytes
             .get(lo.saturating_sub(e.offset) as usize..hi.saturating_sub(e.offset) as usize);
@@ -346,7 +350,8 @@ fn positioned_lane(lane: &Lane, file: &File, path: &str, chunk: usize) -> Worker
         while pos < end {
             let n = (end.saturating_sub(pos)).min(chunk as u64) as usize;
             let b = buf.get_mut(..n).unwrap_or(&mut []);
-            file.read_exact_at(b, pos).map_err(|e| io_err(path, pos, e))?;
+            file.read_exact_at(b, pos)
+                .map_err(|e| io_err(path, pos, e))?;
             st.feed(pos, b);
             pos = pos.saturating_add(n as u64);
         }

@@ -257,8 +257,7 @@ impl PeImage {
         } else {
             checksum_offset.saturating_add(4)
         };
-        if u64::from(size_of_headers) < min_headers as u64
-            || u64::from(size_of_headers) > image_len
+        if u64::from(size_of_headers) < min_headers as u64 || u64::from(size_of_headers) > image_len
         {
             return Err(PeError::BadSizeOfHeaders {
                 offset: size_of_headers_at,

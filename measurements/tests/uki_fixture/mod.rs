@@ -135,7 +135,8 @@ impl PeSpec {
             out[h + 8..h + 12].copy_from_slice(&vs.to_le_bytes());
             out[h + 12..h + 16].copy_from_slice(&va.to_le_bytes());
             out[h + 16..h + 20].copy_from_slice(&(raw as u32).to_le_bytes());
-            out[h + 20..h + 24].copy_from_slice(&(if raw == 0 { 0 } else { ptr as u32 }).to_le_bytes());
+            out[h + 20..h + 24]
+                .copy_from_slice(&(if raw == 0 { 0 } else { ptr as u32 }).to_le_bytes());
             out[h + 36..h + 40].copy_from_slice(&0x4000_0040u32.to_le_bytes());
             layout.raw.push((ptr, raw));
             va += (vs.max(1) as usize).div_ceil(0x1000) as u32 * 0x1000;
@@ -145,7 +146,9 @@ impl PeSpec {
         if let Some(cert) = &self.cert {
             let at = out.len();
             out.extend_from_slice(cert);
-            let e = layout.security_entry_offset.expect("cert needs >4 data directories");
+            let e = layout
+                .security_entry_offset
+                .expect("cert needs >4 data directories");
             out[e..e + 4].copy_from_slice(&(at as u32).to_le_bytes());
             out[e + 4..e + 8].copy_from_slice(&(cert.len() as u32).to_le_bytes());
             layout.cert_offset = Some(at);
@@ -157,11 +160,14 @@ impl PeSpec {
 }
 
 pub const SDMAGIC: &[u8] = b"#### LoaderInfo: systemd-stub 257.13 ####\0";
-pub const SBAT: &[u8] = b"sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\n";
+pub const SBAT: &[u8] =
+    b"sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\n";
 
 /// A kernel-like PE for `.linux` (x86-64, MajorImageVersion 1, `size` bytes of text).
 pub fn kernel(size: usize, seed: u8) -> Vec<u8> {
-    let text: Vec<u8> = (0..size).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect();
+    let text: Vec<u8> = (0..size)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect();
     PeSpec {
         sections: vec![Sec::new(".text", text)],
         ..Default::default()

@@ -128,7 +128,10 @@ fn header_text(p: &Rtmr12Prediction, mrtd: &str) -> String {
     if let Some(c) = &p.cmdline {
         t.push_str(&format!(", cmdline {c:?}"));
     }
-    t.push_str(&format!("\n       {:?} log flavour\nMRTD   {mrtd}\n", p.flavor));
+    t.push_str(&format!(
+        "\n       {:?} log flavour\nMRTD   {mrtd}\n",
+        p.flavor
+    ));
     t
 }
 
@@ -164,7 +167,9 @@ fn registers_text(
     for reg in [Register::Rtmr1, Register::Rtmr2] {
         t.push_str(&format!("\n{} events:\n", reg.name().to_uppercase()));
         for (i, e) in events.iter().filter(|e| e.register == reg).enumerate() {
-            let pcr = e.pcr.map_or_else(|| "  -".to_string(), |p| format!("{p:3}"));
+            let pcr = e
+                .pcr
+                .map_or_else(|| "  -".to_string(), |p| format!("{p:3}"));
             t.push_str(&format!(
                 "  {:2}  PCR{pcr}  {:<33} {}\n                 {}\n",
                 i + 1,
