@@ -6,6 +6,12 @@
 //! - `COCOON_BENCH_MB` (default 100): size of the synthetic UKI;
 //! - `COCOON_BENCH_FIRMWARE`: a TDVF/OVMF image for MRTD (default: the test boot's
 //!   `/work/cache/testuki/OVMF.fd` when present).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 #[path = "../tests/uki_fixture/mod.rs"]
 mod uki_fixture;

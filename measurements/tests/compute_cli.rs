@@ -1,4 +1,10 @@
 //! `cocoon-measure compute`: exit codes, JSON shape, errors that name field and offset.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 mod uki_fixture;

@@ -1,4 +1,10 @@
 //! PE/COFF parsing and Authenticode on synthetic images built field by field.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod uki_fixture;
 

@@ -3,6 +3,12 @@
 //! README beside the files). The TPM log's events for PCR 2-6, 9 and 11 must equal
 //! the predicted events one for one, and replaying the prediction must give the
 //! PCR values the guest itself read.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 
