@@ -1,0 +1,236 @@
+//! The prediction against a real boot: a UKI built from Debian trixie's 6.12 kernel
+//! with ukify + systemd-stub 257.13, booted under QEMU TCG with swtpm (see the
+//! README beside the files). The TPM log's events for PCR 2-6, 9 and 11 must equal
+//! the predicted events one for one, and replaying the prediction must give the
+//! PCR values the guest itself read.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use cocoon_measurements::boot::{compute_uki, compute_uki_with, LogFlavor, UkiOptions};
+use cocoon_measurements::event::event_type;
+use cocoon_measurements::{Digest48, Register};
+
+/// The real-UKI vectors: `<testdata>/uki/` when the shared test data has them, else
+/// `/work/cache/testuki` (or `$COCOON_TESTUKI`). Missing vectors fail the test.
+fn testuki(rel: &str) -> PathBuf {
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/uki");
+    let dir = std::env::var_os("COCOON_TESTUKI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            if shared.exists() {
+                shared
+            } else {
+                PathBuf::from("/work/cache/testuki")
+            }
+        });
+    let p = dir.join(rel);
+    assert!(
+        p.exists(),
+        "real-UKI vector {} not found (set COCOON_TESTUKI)",
+        p.display()
+    );
+    p
+}
+
+/// One event of a TCG2 crypto-agile log (TCG PC Client PFP 10.2): PCR, type, SHA-384.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LogEvent {
+    pcr: u32,
+    event_type: u32,
+    sha384: Option<Digest48>,
+}
+
+/// A minimal reader for the test only (the library's own parser is `eventlog`).
+fn parse_tcg2_log(b: &[u8]) -> Vec<LogEvent> {
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().unwrap());
+    // Spec ID event (SHA-1 format): pcr, type, digest[20], size, data.
+    let size = u32_at(28) as usize;
+    let spec = &b[32..32 + size];
+    assert_eq!(&spec[..16], b"Spec ID Event03\0");
+    let n = u32::from_le_bytes(spec[24..28].try_into().unwrap()) as usize;
+    let mut sizes = BTreeMap::new();
+    for i in 0..n {
+        let o = 28 + 4 * i;
+        let alg = u16::from_le_bytes(spec[o..o + 2].try_into().unwrap());
+        let sz = u16::from_le_bytes(spec[o + 2..o + 4].try_into().unwrap());
+        sizes.insert(alg, sz as usize);
+    }
+    let mut o = 32 + size;
+    let mut out = Vec::new();
+    while o + 12 <= b.len() {
+        let pcr = u32_at(o);
+        let event_type = u32_at(o + 4);
+        let count = u32_at(o + 8) as usize;
+        o += 12;
+        let mut sha384 = None;
+        for _ in 0..count {
+            let alg = u16_at(o);
+            let sz = sizes[&alg];
+            if alg == 0x000c {
+                sha384 = Some(Digest48(b[o + 2..o + 2 + 48].try_into().unwrap()));
+            }
+            o += 2 + sz;
+        }
+        let esize = u32_at(o) as usize;
+        o += 4 + esize;
+        out.push(LogEvent {
+            pcr,
+            event_type,
+            sha384,
+        });
+    }
+    assert_eq!(o, b.len(), "log must end on an event boundary");
+    out
+}
+
+fn guest_pcrs() -> BTreeMap<u32, Digest48> {
+    std::fs::read_to_string(testuki("pcr-sha384.txt"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[1].parse().unwrap(), f[2].to_lowercase().parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn tpm_flavor_events_equal_the_swtpm_log_one_for_one() {
+    let p = compute_uki_with(
+        &testuki("uki.efi"),
+        &UkiOptions {
+            flavor: LogFlavor::Tpm,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let log = parse_tcg2_log(&std::fs::read(testuki("eventlog.bin")).unwrap());
+    // The events of the PCRs RTMR1 and RTMR2 map (2-6, 8-15), in log order.
+    let logged: Vec<LogEvent> = log
+        .into_iter()
+        .filter(|e| matches!(e.pcr, 2..=6 | 8..=15) && e.event_type != event_type::EV_NO_ACTION)
+        .collect();
+    let predicted: Vec<LogEvent> = p
+        .events
+        .iter()
+        .map(|e| LogEvent {
+            pcr: e.pcr.unwrap(),
+            event_type: e.event_type,
+            sha384: Some(e.digest),
+        })
+        .collect();
+    assert_eq!(predicted.len(), logged.len(), "{predicted:#?}\n{logged:#?}");
+    for (i, (a, b)) in predicted.iter().zip(&logged).enumerate() {
+        assert_eq!(a, b, "event {i}: {}", p.events[i].description);
+    }
+}
+
+#[test]
+fn replaying_the_prediction_gives_the_guests_pcr_values() {
+    let p = compute_uki_with(
+        &testuki("uki.efi"),
+        &UkiOptions {
+            flavor: LogFlavor::Tpm,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let pcrs = guest_pcrs();
+    for pcr in [2u32, 3, 4, 5, 6, 9, 11] {
+        let replay = Digest48::replay(
+            p.events
+                .iter()
+                .filter(|e| e.pcr == Some(pcr))
+                .map(|e| &e.digest),
+        );
+        assert_eq!(replay, pcrs[&pcr], "PCR {pcr}");
+    }
+}
+
+#[test]
+fn tdx_flavor_has_one_separator_and_the_same_digests() {
+    let tdx = compute_uki(&testuki("uki.efi")).unwrap();
+    let tpm = compute_uki_with(
+        &testuki("uki.efi"),
+        &UkiOptions {
+            flavor: LogFlavor::Tpm,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(tdx.flavor, LogFlavor::Tdx);
+    let seps = |p: &cocoon_measurements::boot::Rtmr12Prediction| {
+        p.events
+            .iter()
+            .filter(|e| e.event_type == event_type::EV_SEPARATOR)
+            .count()
+    };
+    assert_eq!(seps(&tdx), 1);
+    assert_eq!(seps(&tpm), 5);
+    // RTMR2 does not involve separators: same value; RTMR1 differs by them only.
+    assert_eq!(tdx.rtmr2, tpm.rtmr2);
+    assert_ne!(tdx.rtmr1, tpm.rtmr1);
+    let non_sep = |p: &cocoon_measurements::boot::Rtmr12Prediction| -> Vec<Digest48> {
+        p.events_of(Register::Rtmr1)
+            .filter(|e| e.event_type != event_type::EV_SEPARATOR)
+            .map(|e| e.digest)
+            .collect()
+    };
+    assert_eq!(non_sep(&tdx), non_sep(&tpm));
+    assert_eq!(tdx.events_of(Register::Rtmr1).count(), 6);
+    assert_eq!(tdx.events_of(Register::Rtmr2).count(), 14);
+}
+
+#[test]
+fn metadata_of_the_real_uki() {
+    let p = compute_uki(&testuki("uki.efi")).unwrap();
+    assert_eq!(
+        p.uki_sha256,
+        "798aef18a1f126619837a9f435978f6f3dc2a765762ef8f148cc56b1095d1889"
+    );
+    assert_eq!(p.uki_size, 14_246_912);
+    assert!(p.stub_version.starts_with("257.13"), "{}", p.stub_version);
+    assert_eq!(p.cmdline.as_deref(), Some("console=ttyS0 panic=-1"));
+    assert_eq!(p.kernel_release.as_deref(), Some("6.12.117+deb13-amd64"));
+    let names: Vec<&str> = p
+        .events
+        .iter()
+        .filter(|e| e.event_type == event_type::EV_IPL)
+        .step_by(2)
+        .map(|e| e.description.split('"').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [".linux", ".osrel", ".cmdline", ".initrd", ".uname", ".sbat"]
+    );
+}
+
+#[test]
+fn single_threaded_and_small_chunks_give_the_same_prediction() {
+    let base = compute_uki(&testuki("uki.efi")).unwrap();
+    for (threads, chunk) in [(1, 4096), (3, 65536), (2, 3 << 20)] {
+        let p = compute_uki_with(
+            &testuki("uki.efi"),
+            &UkiOptions {
+                run: cocoon_measurements::hashplan::RunOptions {
+                    threads: Some(threads),
+                    chunk: Some(chunk),
+                    progress: None,
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(p, base, "threads {threads} chunk {chunk}");
+    }
+}
