@@ -45,6 +45,9 @@ pub struct ComputeInputs {
     pub acpi: Vec<PathBuf>,
     /// Page order for MRTD.
     pub page_order: PageOrder,
+    /// Which log to predict: a TD's (the default, what a quote carries) or a TPM's
+    /// (test boots under swtpm, which log five RTMR1 separators instead of one).
+    pub flavor: LogFlavor,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +214,13 @@ fn sha256_file(path: &Path) -> Result<String, BootError> {
 pub fn compute(inputs: &ComputeInputs) -> Result<ExpectedMeasurements, BootError> {
     let (mrtd, uki) = std::thread::scope(|s| {
         let mrtd = s.spawn(|| crate::mrtd::mrtd_from_file(&inputs.firmware, inputs.page_order));
-        let uki = compute_uki(&inputs.uki);
+        let uki = compute_uki_with(
+            &inputs.uki,
+            &UkiOptions {
+                flavor: inputs.flavor,
+                ..Default::default()
+            },
+        );
         (mrtd.join(), uki)
     });
     // A bad UKI is reported before any MRTD problem: it names a field and offset.

@@ -158,8 +158,8 @@ fn garbage_firmware_exits_2() {
     assert!(stderr.contains("MRTD"), "{stderr}");
 }
 
-/// `compute` = MRTD + the UKI prediction. Until the `mrtd` module lands in this branch,
-/// MRTD reports NotImplemented; once it does, the full result is checked here.
+/// `compute` = MRTD + the UKI prediction: a firmware without TDVF metadata is an MRTD
+/// error even when the UKI is fine.
 #[test]
 fn compute_combines_mrtd_and_the_uki_prediction() {
     let uki = write(&UkiSpec::default().build());
@@ -169,10 +169,10 @@ fn compute_combines_mrtd_and_the_uki_prediction() {
         uki: uki.path().to_path_buf(),
         acpi: vec![],
         page_order: PageOrder::PageByPage,
+        flavor: Default::default(),
     };
     match compute(&inputs) {
-        Err(BootError::Mrtd(MrtdError::NotImplemented)) => {}
-        Err(BootError::Mrtd(_)) => {} // 4 KiB of zeros is no TDVF image
+        Err(BootError::Mrtd(MrtdError::Tdvf(_))) => {} // 4 KiB of zeros is no TDVF image
         other => panic!("{other:?}"),
     }
     // With a bad UKI the UKI error wins over anything MRTD says.

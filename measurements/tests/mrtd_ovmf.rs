@@ -1,5 +1,5 @@
 //! MRTD of a real firmware: Debian trixie's OVMF (`ovmf` 2025.02-8+deb13u1,
-//! `/usr/share/ovmf/OVMF.fd`), fetched with `tools/fetch-deb` (sha256-pinned .deb) into
+//! `/usr/share/ovmf/OVMF.fd`), fetched by `tools/fetch-ovmf` (`tools/fetch-deb`: sha256-pinned .deb) into
 //! `$COCOON_CACHE` (default `$HOME/.cache/cocoon`).
 
 #![allow(
@@ -12,16 +12,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use cocoon_measurements::mrtd::{self, MrtdError, PageOrder, SectionMeasurement};
 use cocoon_measurements::tdvf::{self, SectionType, TdvfError};
 use sha2::{Digest, Sha256};
 
-const DEB_PACKAGE: &str = "ovmf";
-const DEB_VERSION: &str = "2025.02-8+deb13u1";
-const DEB_SHA256: &str = "78e0d54df11fc77406cb7a0bc9a39e5bca6d1cbe06556b91d9a73491c52decdf";
 const OVMF_FD_SHA256: &str = "14954040cc754ade0c625ac3470ea46d4c14318b5b1396de4ef77090203d76db";
 
 // Expected MRTDs, computed by an independent implementation that shares no code with
@@ -38,58 +34,19 @@ fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
-fn cache_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("COCOON_CACHE") {
-        return PathBuf::from(d);
-    }
-    let home = std::env::var_os("HOME").expect("HOME or COCOON_CACHE must be set");
-    PathBuf::from(home).join(".cache/cocoon")
-}
-
-/// OVMF.fd from the pinned .deb, extracted once into the cache and checked.
+/// OVMF.fd from the pinned .deb (`tools/fetch-ovmf`: `apt-get download` with trixie
+/// pinned at priority 1, .deb sha256 checked before use), checked once more here.
 fn ovmf_fd() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
-        let dir = cache_dir().join("ovmf").join(DEB_VERSION);
-        let dest = dir.join("OVMF.fd");
-        if let Ok(b) = std::fs::read(&dest) {
-            if sha256_hex(&b) == OVMF_FD_SHA256 {
-                return dest;
-            }
-        }
-        let fetch = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/fetch-deb");
-        let out = Command::new(&fetch)
-            .args([DEB_PACKAGE, DEB_VERSION, DEB_SHA256])
-            .output()
-            .expect("run tools/fetch-deb");
-        assert!(
-            out.status.success(),
-            "tools/fetch-deb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let p = common::trixie_ovmf();
+        assert_eq!(
+            sha256_hex(&std::fs::read(&p).unwrap()),
+            OVMF_FD_SHA256,
+            "{}",
+            p.display()
         );
-        let deb = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let out = Command::new("bash")
-            .args([
-                "-o",
-                "pipefail",
-                "-c",
-                "dpkg-deb --fsys-tarfile \"$1\" | tar -xO ./usr/share/ovmf/OVMF.fd",
-                "extract",
-                &deb,
-            ])
-            .output()
-            .expect("run dpkg-deb | tar");
-        assert!(
-            out.status.success(),
-            "extracting OVMF.fd from {deb}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(sha256_hex(&out.stdout), OVMF_FD_SHA256, "OVMF.fd in {deb}");
-        std::fs::create_dir_all(&dir).unwrap();
-        let tmp = dir.join(format!("OVMF.fd.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, &out.stdout).unwrap();
-        std::fs::rename(&tmp, &dest).unwrap();
-        dest
+        p
     })
 }
 

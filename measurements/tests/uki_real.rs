@@ -19,26 +19,13 @@ use cocoon_measurements::boot::{compute_uki, compute_uki_with, LogFlavor, UkiOpt
 use cocoon_measurements::event::event_type;
 use cocoon_measurements::{Digest48, Register};
 
-/// The real-UKI vectors: `<testdata>/uki/` when the shared test data has them, else
-/// `/work/cache/testuki` (or `$COCOON_TESTUKI`). Missing vectors fail the test.
+/// The real-UKI vectors: the pinned UKI (rebuilt reproducibly) and the committed
+/// swtpm boot log of it.
 fn testuki(rel: &str) -> PathBuf {
-    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/uki");
-    let dir = std::env::var_os("COCOON_TESTUKI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            if shared.exists() {
-                shared
-            } else {
-                PathBuf::from("/work/cache/testuki")
-            }
-        });
-    let p = dir.join(rel);
-    assert!(
-        p.exists(),
-        "real-UKI vector {} not found (set COCOON_TESTUKI)",
-        p.display()
-    );
-    p
+    match rel {
+        "uki.efi" => common::test_uki(),
+        other => common::swtpm_fixture(other),
+    }
 }
 
 /// One event of a TCG2 crypto-agile log (TCG PC Client PFP 10.2): PCR, type, SHA-384.

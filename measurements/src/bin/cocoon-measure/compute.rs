@@ -101,9 +101,6 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         text.push_str(&registers_text(p.rtmr1, p.rtmr2, &p.events));
         return Outcome::new(Status::Ok, &p, text);
     };
-    if flavor != LogFlavor::Tdx {
-        anyhow::bail!("--flavor tpm predicts a TPM log (RTMR1/RTMR2 only): leave out --firmware");
-    }
     let inputs = ComputeInputs {
         firmware: firmware.clone(),
         uki: args.uki.clone(),
@@ -112,6 +109,7 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
             PageOrderArg::PageByPage => PageOrder::PageByPage,
             PageOrderArg::AllPagesFirst => PageOrder::AllPagesFirst,
         },
+        flavor,
     };
     let m = boot::compute(&inputs)?;
     Outcome::new(Status::Ok, &m, expected_text(&m, &args.uki))

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use cocoon_measurements::boot::{self, ComputeInputs};
+use cocoon_measurements::boot::{self, ComputeInputs, LogFlavor};
 use cocoon_measurements::eventlog::{
-    CompareStatus, DiffReport, EventLog, FormatChoice, Replay, Trailing,
+    CompareStatus, DiffReport, EventLog, FormatChoice, LogFormat, Replay, Trailing,
 };
 use cocoon_measurements::expected::ExpectedMeasurements;
 use serde::Serialize;
@@ -203,6 +203,12 @@ fn diff(args: &DiffArgs) -> anyhow::Result<Outcome> {
                 uki: uki.clone(),
                 acpi: Vec::new(),
                 page_order: Default::default(),
+                // Predict the log this is: a TPM log (swtpm test boot) carries one
+                // separator per PCR 2-6 where a TD's CCEL log has one for RTMR1.
+                flavor: match log.format {
+                    LogFormat::Tpm => LogFlavor::Tpm,
+                    LogFormat::Ccel => LogFlavor::Tdx,
+                },
             };
             let e = boot::compute(&inputs).context("computing the expected measurements")?;
             (
