@@ -1,7 +1,7 @@
 //! The boot events OVMF, systemd-stub 257 and the Linux EFI stub measure when QEMU
 //! boots a UKI with `-kernel`, predicted from the artefacts: RTMR1 and RTMR2 from the
 //! UKI ([`compute_uki`]), MRTD from the firmware (`crate::mrtd`), and everything
-//! together ([`compute`]). docs/boot-events.md lists every event with its source.
+//! together ([`compute`]). measurements/README.md (boot events) lists every event with its source.
 //!
 //! What the prediction assumes about the launch (each changes RTMR1/RTMR2 if broken):
 //! - QEMU `-kernel uki.efi` without `-append` and `-initrd` (a passed command line is

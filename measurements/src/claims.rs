@@ -4,7 +4,7 @@
 //! SHA-512 of an encoding of the worker's claims (TLS key, receipt key, GPU evidence,
 //! runtime event log, wallet, nonce), so a verifier holding the claims can check
 //! that this very TD made them. The encoding (documented with a worked example in
-//! `docs/policy.md`):
+//! `measurements/README.md (policy section)`):
 //!
 //! ```text
 //! "cocoon-ra-tls-claims/v1"                       23 ASCII bytes, no terminator
@@ -318,7 +318,7 @@ fn digest48(v: &[u8]) -> Digest48 {
     Digest48(d)
 }
 
-/// The claims of the worked example in `docs/policy.md` (fixed, synthetic values).
+/// The claims of the worked example in `measurements/README.md (policy section)` (fixed, synthetic values).
 pub fn example_claims() -> Claims {
     // A P-256 SPKI: the fixed DER prefix of id-ecPublicKey/prime256v1, then an
     // uncompressed point (synthetic coordinates; the encoding does not parse keys).
@@ -360,7 +360,7 @@ mod tests {
         ));
     }
 
-    /// The worked example of docs/policy.md; the digest was computed independently
+    /// The worked example of measurements/README.md (policy section); the digest was computed independently
     /// (Python hashlib/struct over the same field values).
     #[test]
     fn worked_example_vector() {

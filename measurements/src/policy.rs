@@ -6,7 +6,7 @@
 //! only: MRTD, RTMR1 and RTMR2 identify the firmware, boot path and OS, so a
 //! policy that leaves them open pins nothing). Unknown keys are errors everywhere
 //! (`deny_unknown_fields`), so a typo cannot silently disable a rule.
-//! The format is documented in `docs/policy.md`.
+//! The format is documented in `measurements/README.md (policy section)`.
 
 mod allowed;
 mod check;

@@ -1,5 +1,5 @@
 //! The RTMR1/RTMR2 event sequence of a UKI boot, in log order, each with its source.
-//! docs/boot-events.md explains each event at length.
+//! measurements/README.md (boot events) explains each event at length.
 #![deny(clippy::arithmetic_side_effects)]
 
 use serde::{Deserialize, Serialize};

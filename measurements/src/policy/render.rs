@@ -45,7 +45,7 @@ pub fn render(p: &Policy, source: Option<&str>) -> Result<String, PolicyError> {
     }
     s.push_str(
         "# Every entry below is required unless marked optional; unknown keys are errors.\n\
-         # See docs/policy.md for the meaning of each rule.\n",
+         # See measurements/README.md (policy section) for the meaning of each rule.\n",
     );
     let _ = writeln!(s, "version = {}\n", p.version);
 

@@ -41,7 +41,7 @@ pub enum FlavorArg {
 given OVMF/TDVF firmware: MRTD from the firmware, RTMR1 and RTMR2 from the UKI (every event \
 with its digest and what it covers), RTMR0 when it can be computed (otherwise why not).\n\n\
 Assumes no -append and no -initrd, no option ROMs (-net none) and a systemd-stub 257 UKI; \
-see docs/boot-events.md. With --json prints the measurements.json object (without \
+see measurements/README.md (boot events). With --json prints the measurements.json object (without \
 --firmware: the RTMR1/RTMR2 prediction only). A malformed UKI exits 2 naming the field and \
 byte offset."
 )]
