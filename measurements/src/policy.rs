@@ -271,28 +271,16 @@ impl Policy {
     /// XFAM `"any"`; DEBUG forbidden; UpToDate only; REPORTDATA bound by claims v1.
     pub fn from_measurements(m: &ExpectedMeasurements) -> Policy {
         let one = |d: Digest48| Allowed::OneOf(vec![d]);
-        Policy {
-            version: POLICY_VERSION,
-            registers: RegisterPolicy {
-                mrtd: one(m.mrtd),
-                rtmr0: m.rtmr0.map_or(Allowed::Any, one),
-                rtmr1: one(m.rtmr1),
-                rtmr2: one(m.rtmr2),
-                rtmr3: Allowed::Any,
-            },
-            td: TdPolicy {
-                allow_debug: false,
-                xfam: Allowed::Any,
-            },
-            tcb: TcbPolicy::default(),
-            report_data: ReportDataPolicy {
-                binding: Binding::ClaimsV1,
-                value: None,
-                require_nonce: false,
-                require_gpu_evidence: false,
-            },
-            gpu: None,
-        }
+        let mut policy = Policy::default_unpinned();
+        policy.registers = RegisterPolicy {
+            mrtd: one(m.mrtd),
+            rtmr0: m.rtmr0.map_or(Allowed::Any, one),
+            rtmr1: one(m.rtmr1),
+            rtmr2: one(m.rtmr2),
+            rtmr3: Allowed::Any,
+        };
+        policy.report_data.binding = Binding::ClaimsV1;
+        policy
     }
 
     /// The policy as commented TOML (what `policy from-measurements` writes).
