@@ -325,7 +325,17 @@ pub fn compute_mrtd(
 /// Parse the TDVF metadata of `fw` and compute MRTD with the per-section details.
 pub fn mrtd_from_bytes(fw: &[u8], order: PageOrder) -> Result<MrtdReport, MrtdError> {
     let meta = tdvf::parse(fw)?;
-    let mrtd = compute_mrtd(fw, &meta, order)?;
+    // The file's SHA-256 and MRTD are independent: hash them on two cores.
+    let (mrtd, firmware_sha256) = std::thread::scope(|s| {
+        let sha256 = s.spawn(|| hex::encode(Sha256::digest(fw)));
+        let mrtd = compute_mrtd(fw, &meta, order);
+        // A panic in a hasher thread is impossible short of a bug; hash inline then.
+        let sha256 = sha256
+            .join()
+            .unwrap_or_else(|_| hex::encode(Sha256::digest(fw)));
+        (mrtd, sha256)
+    });
+    let mrtd = mrtd?;
     let mut notes = Vec::new();
     let sections = meta
         .sections
@@ -362,7 +372,7 @@ pub fn mrtd_from_bytes(fw: &[u8], order: PageOrder) -> Result<MrtdReport, MrtdEr
         .collect();
     Ok(MrtdReport {
         mrtd,
-        firmware_sha256: hex::encode(Sha256::digest(fw)),
+        firmware_sha256,
         page_order: order,
         firmware_size: fw.len() as u64,
         tdvf_descriptor_offset: meta.descriptor_offset,
