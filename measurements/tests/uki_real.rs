@@ -15,8 +15,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use cocoon_measurements::boot::{compute_uki, compute_uki_with, LogFlavor, UkiOptions};
+use cocoon_measurements::boot::{
+    compute_uki, compute_uki_with, LogFlavor, Rtmr12Prediction, UkiOptions,
+};
 use cocoon_measurements::event::event_type;
+use cocoon_measurements::eventlog::{EventLog, FormatChoice};
 use cocoon_measurements::{Digest48, Register};
 
 /// The real-UKI vectors: the pinned UKI (rebuilt reproducibly) and the committed
@@ -28,7 +31,7 @@ fn testuki(rel: &str) -> PathBuf {
     }
 }
 
-/// One event of a TCG2 crypto-agile log (TCG PC Client PFP 10.2): PCR, type, SHA-384.
+/// One logged or predicted event, as the comparison sees it: PCR, type, SHA-384.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct LogEvent {
     pcr: u32,
@@ -36,48 +39,31 @@ struct LogEvent {
     sha384: Option<Digest48>,
 }
 
-/// A minimal reader for the test only (the library's own parser is `eventlog`).
-fn parse_tcg2_log(b: &[u8]) -> Vec<LogEvent> {
-    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().unwrap());
-    // Spec ID event (SHA-1 format): pcr, type, digest[20], size, data.
-    let size = u32_at(28) as usize;
-    let spec = &b[32..32 + size];
-    assert_eq!(&spec[..16], b"Spec ID Event03\0");
-    let n = u32::from_le_bytes(spec[24..28].try_into().unwrap()) as usize;
-    let mut sizes = BTreeMap::new();
-    for i in 0..n {
-        let o = 28 + 4 * i;
-        let alg = u16::from_le_bytes(spec[o..o + 2].try_into().unwrap());
-        let sz = u16::from_le_bytes(spec[o + 2..o + 4].try_into().unwrap());
-        sizes.insert(alg, sz as usize);
-    }
-    let mut o = 32 + size;
-    let mut out = Vec::new();
-    while o + 12 <= b.len() {
-        let pcr = u32_at(o);
-        let event_type = u32_at(o + 4);
-        let count = u32_at(o + 8) as usize;
-        o += 12;
-        let mut sha384 = None;
-        for _ in 0..count {
-            let alg = u16_at(o);
-            let sz = sizes[&alg];
-            if alg == 0x000c {
-                sha384 = Some(Digest48(b[o + 2..o + 2 + 48].try_into().unwrap()));
-            }
-            o += 2 + sz;
-        }
-        let esize = u32_at(o) as usize;
-        o += 4 + esize;
-        out.push(LogEvent {
-            pcr,
-            event_type,
-            sha384,
-        });
-    }
-    assert_eq!(o, b.len(), "log must end on an event boundary");
-    out
+/// The swtpm log's events, read by the crate's own TCG2 parser.
+fn logged_events() -> Vec<LogEvent> {
+    let bytes = std::fs::read(testuki("eventlog.bin")).unwrap();
+    EventLog::parse(&bytes, FormatChoice::Tpm)
+        .unwrap()
+        .events
+        .into_iter()
+        .map(|e| LogEvent {
+            pcr: e.index,
+            event_type: e.event_type,
+            sha384: e.sha384,
+        })
+        .collect()
+}
+
+/// The prediction in the TPM flavour (five RTMR1 separators), as swtpm logs it.
+fn tpm_prediction() -> Rtmr12Prediction {
+    compute_uki_with(
+        &testuki("uki.efi"),
+        &UkiOptions {
+            flavor: LogFlavor::Tpm,
+            ..Default::default()
+        },
+    )
+    .unwrap()
 }
 
 fn guest_pcrs() -> BTreeMap<u32, Digest48> {
@@ -93,15 +79,8 @@ fn guest_pcrs() -> BTreeMap<u32, Digest48> {
 
 #[test]
 fn tpm_flavor_events_equal_the_swtpm_log_one_for_one() {
-    let p = compute_uki_with(
-        &testuki("uki.efi"),
-        &UkiOptions {
-            flavor: LogFlavor::Tpm,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let log = parse_tcg2_log(&std::fs::read(testuki("eventlog.bin")).unwrap());
+    let p = tpm_prediction();
+    let log = logged_events();
     // The events of the PCRs RTMR1 and RTMR2 map (2-6, 8-15), in log order.
     let logged: Vec<LogEvent> = log
         .into_iter()
@@ -124,14 +103,7 @@ fn tpm_flavor_events_equal_the_swtpm_log_one_for_one() {
 
 #[test]
 fn replaying_the_prediction_gives_the_guests_pcr_values() {
-    let p = compute_uki_with(
-        &testuki("uki.efi"),
-        &UkiOptions {
-            flavor: LogFlavor::Tpm,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let p = tpm_prediction();
     let pcrs = guest_pcrs();
     for pcr in [2u32, 3, 4, 5, 6, 9, 11] {
         let replay = Digest48::replay(
@@ -147,16 +119,9 @@ fn replaying_the_prediction_gives_the_guests_pcr_values() {
 #[test]
 fn tdx_flavor_has_one_separator_and_the_same_digests() {
     let tdx = compute_uki(&testuki("uki.efi")).unwrap();
-    let tpm = compute_uki_with(
-        &testuki("uki.efi"),
-        &UkiOptions {
-            flavor: LogFlavor::Tpm,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let tpm = tpm_prediction();
     assert_eq!(tdx.flavor, LogFlavor::Tdx);
-    let seps = |p: &cocoon_measurements::boot::Rtmr12Prediction| {
+    let seps = |p: &Rtmr12Prediction| {
         p.events
             .iter()
             .filter(|e| e.event_type == event_type::EV_SEPARATOR)
@@ -167,7 +132,7 @@ fn tdx_flavor_has_one_separator_and_the_same_digests() {
     // RTMR2 does not involve separators: same value; RTMR1 differs by them only.
     assert_eq!(tdx.rtmr2, tpm.rtmr2);
     assert_ne!(tdx.rtmr1, tpm.rtmr1);
-    let non_sep = |p: &cocoon_measurements::boot::Rtmr12Prediction| -> Vec<Digest48> {
+    let non_sep = |p: &Rtmr12Prediction| -> Vec<Digest48> {
         p.events_of(Register::Rtmr1)
             .filter(|e| e.event_type != event_type::EV_SEPARATOR)
             .map(|e| e.digest)

@@ -168,15 +168,19 @@ fn sha1_digest(data: &[u8]) -> Vec<u8> {
     sha1::Sha1::digest(data).to_vec()
 }
 
-fn cert_id_matches(id: &x509_ocsp::CertId, cert: &Cert, issuer: &Cert) -> bool {
-    let alg = id.hash_algorithm.oid;
-    let name = issuer.cert.tbs_certificate.subject.to_der().ok();
-    let key = issuer
-        .cert
+/// The subjectPublicKey BIT STRING contents, which OCSP's key hashes cover (RFC 6960 4.1.1).
+fn public_key_bytes(cert: &Cert) -> &[u8] {
+    cert.cert
         .tbs_certificate
         .subject_public_key_info
         .subject_public_key
-        .raw_bytes();
+        .raw_bytes()
+}
+
+fn cert_id_matches(id: &x509_ocsp::CertId, cert: &Cert, issuer: &Cert) -> bool {
+    let alg = id.hash_algorithm.oid;
+    let name = issuer.cert.tbs_certificate.subject.to_der().ok();
+    let key = public_key_bytes(issuer);
     let (Some(name), Some(key_hash)) = (name, hash(alg, key)) else {
         return false;
     };
@@ -191,15 +195,7 @@ fn verify_response_signature(resp: &ParsedOcsp, issuer: &Cert, at: u64) -> Resul
     let basic = &resp.basic;
     let responder_is_issuer = match &basic.tbs_response_data.responder_id {
         ResponderId::ByName(name) => *name == issuer.cert.tbs_certificate.subject,
-        ResponderId::ByKey(kh) => {
-            let key = issuer
-                .cert
-                .tbs_certificate
-                .subject_public_key_info
-                .subject_public_key
-                .raw_bytes();
-            sha1_digest(key) == kh.as_bytes()
-        }
+        ResponderId::ByKey(kh) => sha1_digest(public_key_bytes(issuer)) == kh.as_bytes(),
     };
     let signer: Cert = if responder_is_issuer {
         issuer.clone()
