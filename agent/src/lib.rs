@@ -1,0 +1,1 @@
+//! COCOON worker guest agent (library side; the binary is `cocoon-agent`).

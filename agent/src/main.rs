@@ -1,0 +1,3 @@
+fn main() {
+    println!("cocoon-agent {}", env!("CARGO_PKG_VERSION"));
+}

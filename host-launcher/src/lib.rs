@@ -1,0 +1,1 @@
+//! COCOON worker host launcher (library side; the binary is `cocoon-host`).

@@ -1,0 +1,3 @@
+fn main() {
+    println!("cocoon-host {}", env!("CARGO_PKG_VERSION"));
+}
