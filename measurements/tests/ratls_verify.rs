@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+mod common;
 mod ratls_common;
 
 use cocoon_measurements::digest::Digest48;
@@ -166,6 +167,20 @@ fn nonce_mismatch_is_named() {
     assert_eq!(codes(&r), ["nonce_mismatch"]);
 }
 
+#[test]
+fn handshake_signed_by_another_key_is_named() {
+    let r = connect(
+        Tamper {
+            wrong_tls_key: true,
+            ..Default::default()
+        },
+        config(sim_root()),
+    );
+    assert!(!r.accepted);
+    assert!(r.attestation.is_none());
+    assert_eq!(codes(&r), ["tls_signature"]);
+}
+
 /// The same checks without TLS: certificate and response functions directly.
 #[test]
 fn direct_verification_and_collateral_sources() {
@@ -216,4 +231,55 @@ fn direct_verification_and_collateral_sources() {
     // Garbage certificate.
     let r = verify_certificate(b"not a certificate", &cfg);
     assert_eq!(r.codes(), ["certificate_format"]);
+}
+
+/// A sim worker under swtpm sends its TPM boot log; its RTMR0-2 are the log's TD
+/// view. The verifier replays the log and compares it with the quote.
+#[test]
+fn boot_log_td_view_is_checked_against_the_quote() {
+    use base64::Engine as _;
+    use cocoon_measurements::eventlog::{EventLog, FormatChoice};
+    use cocoon_measurements::ratls::BootLogFormat;
+    let log = std::fs::read(common::swtpm_fixture("eventlog.bin")).unwrap();
+    let view = EventLog::parse(&log, FormatChoice::Tpm)
+        .unwrap()
+        .td_view()
+        .unwrap();
+    let pki = pki(7);
+    let w = Worker::new(pki.clone(), Tamper::default());
+    let (_, spki) = RaTlsEvidence::from_certificate_der(&w.cert_der).unwrap();
+    let mut cfg = config(sim_root());
+    cfg.policy.registers.rtmr1 = Allowed::OneOf(vec![view.rtmr1]);
+    cfg.policy.registers.rtmr2 = Allowed::OneOf(vec![view.rtmr2]);
+
+    let respond = |rtmr0: Digest48| {
+        let mut resp = w.attestation(&NONCE);
+        let claims = resp.claims().unwrap();
+        let mut td = pki.td_fields();
+        td.mr_td = ratls_common::mrtd();
+        td.rtmr = [
+            rtmr0,
+            view.rtmr1,
+            view.rtmr2,
+            claims.runtime_event_log_digest,
+        ];
+        td.report_data = claims.report_data();
+        resp.quote_hex = hex::encode(pki.quote(&td).unwrap());
+        resp.boot_event_log_b64 = Some(base64::engine::general_purpose::STANDARD.encode(&log));
+        resp.boot_event_log_format = Some(BootLogFormat::Tpm);
+        resp
+    };
+    let r = verify_attestation(&respond(view.rtmr0), &spki, &NONCE, &cfg);
+    assert!(r.accepted, "{:#?}", r.reasons);
+    assert_eq!(
+        r.boot_log_registers,
+        Some([view.rtmr0, view.rtmr1, view.rtmr2])
+    );
+    let r = verify_attestation(&respond(Digest48::ZERO), &spki, &NONCE, &cfg);
+    assert_eq!(r.codes(), ["boot_log_mismatch"]);
+    assert!(r.reasons[0].message.contains("rtmr0"));
+    let mut no_format = respond(view.rtmr0);
+    no_format.boot_event_log_format = None;
+    let r = verify_attestation(&no_format, &spki, &NONCE, &cfg);
+    assert_eq!(r.codes(), ["attestation_format"]);
 }
