@@ -14,8 +14,8 @@ mod ratls_common;
 use cocoon_measurements::digest::Digest48;
 use cocoon_measurements::policy::Allowed;
 use cocoon_measurements::ratls::{
-    connect_and_attest, verify_attestation, verify_certificate, CollateralSource, ConnectReport,
-    RaTlsEvidence, RaTlsVerifierConfig,
+    connect_and_attest, verify_attestation, verify_certificate, verify_certificate_at,
+    CollateralSource, ConnectReport, RaTlsEvidence, RaTlsVerifierConfig,
 };
 use cocoon_measurements::verify::TrustRoot;
 use ratls_common::{pki, policy, serve, Tamper, Worker, AT};
@@ -227,6 +227,22 @@ fn direct_verification_and_collateral_sources() {
     other_log.runtime_event_log.pop();
     let r = verify_attestation(&other_log, &spki, &NONCE, &cfg);
     assert_eq!(r.codes(), ["runtime_log_replay", "runtime_log_rtmr3"]);
+
+    // A certificate outside its validity period (judged at the given clock, not at
+    // the collateral's time).
+    let (evidence, _) = RaTlsEvidence::from_certificate_der(&w.cert_der).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(1999, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2000, 1, 1);
+    for (oid, content) in evidence.to_extensions() {
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(oid, content));
+    }
+    let old = params.self_signed(&w.key).unwrap().der().to_vec();
+    let r = verify_certificate_at(&old, &cfg, AT);
+    assert_eq!(r.codes(), ["certificate_validity"]);
+    assert!(verify_certificate_at(&old, &cfg, 946_000_000).accepted);
 
     // Garbage certificate.
     let r = verify_certificate(b"not a certificate", &cfg);
