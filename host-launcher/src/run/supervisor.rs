@@ -137,7 +137,7 @@ impl Supervisor {
             let mut watch = self
                 .watch_ready
                 .then(|| SerialWatch::new(&self.spec.serial_log, offset));
-            let status: String = loop {
+            let (status, clean): (String, bool) = loop {
                 if (self.stop_requested)() {
                     obs.on(Event::Stopping { run });
                     let method =
@@ -149,14 +149,19 @@ impl Supervisor {
                     return Ok(Finish::Stopped(method));
                 }
                 match child.try_wait() {
-                    Ok(Some(st)) => break describe(st),
+                    Ok(Some(st)) => break (describe(st), st.success()),
                     Ok(None) => {}
-                    Err(e) => break format!("cannot wait for QEMU: {e}"),
+                    Err(e) => break (format!("cannot wait for QEMU: {e}"), false),
                 }
                 if let Some(why) = tpm.as_mut().and_then(Swtpm::exited) {
+                    // QEMU tells swtpm to shut down as the guest powers off, so swtpm
+                    // may exit a moment before QEMU does: give QEMU time to follow.
+                    if wait_exit(&mut child, Duration::from_secs(5)) {
+                        continue;
+                    }
                     tracing::error!(%why, "swtpm exited under a running guest; stopping QEMU");
                     graceful_stop(&mut child, &self.spec.qmp_socket, Duration::from_secs(1));
-                    break format!("swtpm exited ({why})");
+                    break (format!("swtpm exited ({why})"), false);
                 }
                 if let Some(w) = watch.as_mut() {
                     let lines = w.poll().unwrap_or_default();
@@ -198,7 +203,6 @@ impl Supervisor {
                 status: &status,
                 ran_for,
             });
-            let clean = status == "exit status 0";
             if clean && self.policy.on_guest_exit == OnGuestExit::Stop {
                 return Ok(Finish::GuestPoweredOff);
             }
