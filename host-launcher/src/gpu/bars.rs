@@ -10,9 +10,9 @@ use crate::sysroot::SysRoot;
 /// `IORESOURCE_MEM_64` from `include/linux/ioport.h`: the BAR is a 64-bit memory BAR.
 const IORESOURCE_MEM_64: u64 = 0x0010_0000;
 
-/// Per-GPU window when the BARs cannot be read (dry-run on another machine):
-/// 512 GiB covers H100 (128 GiB BAR1) and H200/B200 (256 GiB BAR1) with alignment.
-pub const FALLBACK_MIB_PER_GPU: u64 = 512 * 1024;
+/// Per-GPU BAR space assumed when the BARs cannot be read (dry-run on another
+/// machine): 256 GiB covers the BAR1 of an H100 (128 GiB) and of an H200 (256 GiB).
+pub const FALLBACK_MIB_PER_GPU: u64 = 256 * 1024;
 
 /// Bytes of all 64-bit memory BARs of a device, from `/sys/bus/pci/devices/BDF/resource`
 /// (one `start end flags` line per resource, hex). `None` when unreadable.
@@ -36,28 +36,25 @@ pub fn bar64_bytes(root: &SysRoot, bdf: &Bdf) -> Option<u64> {
     Some(total)
 }
 
-/// The 64-bit MMIO window (MiB) for these GPUs: each GPU's BARs rounded up to a power
-/// of two, summed, doubled for alignment slack and other devices, rounded up to a power
-/// of two. `None` when there is no GPU (OVMF's default window is then enough).
+/// The 64-bit MMIO window (MiB) for these GPUs: the BARs (each rounded up to a power
+/// of two, as PCI requires) of all GPUs, plus half again for alignment gaps and the
+/// other devices, rounded up to a power of two (OVMF aligns the window to its size), at
+/// least OVMF's default 32 GiB. `None` when there is no GPU: the default then suffices.
 pub fn mmio64_window_mib(root: &SysRoot, gpus: &[Bdf]) -> Option<u64> {
     if gpus.is_empty() {
         return None;
     }
-    let mut sum_mib: u64 = 0;
+    let mut total_mib: u64 = 0;
     for bdf in gpus {
         let mib = bar64_bytes(root, bdf)
             .filter(|b| *b > 0)
-            .map(|b| {
-                b.div_ceil(1 << 20)
-                    .checked_next_power_of_two()
-                    .unwrap_or(u64::MAX)
-            })
+            .map(|b| b.div_ceil(1 << 20))
             .unwrap_or(FALLBACK_MIB_PER_GPU);
-        sum_mib = sum_mib.saturating_add(mib);
+        total_mib = total_mib.saturating_add(mib);
     }
     Some(
-        sum_mib
-            .saturating_mul(2)
+        total_mib
+            .saturating_add(total_mib / 2)
             .checked_next_power_of_two()
             .unwrap_or(u64::MAX)
             .max(32 * 1024),
@@ -93,8 +90,9 @@ mod tests {
     fn sizes_the_window_from_the_bars() {
         let (_d, root, bdf) = fixture(H100);
         assert_eq!(bar64_bytes(&root, &bdf), Some((128u64 << 30) + (32 << 20)));
-        // 128 GiB + 32 MiB -> 256 GiB per GPU, doubled -> 512 GiB.
-        assert_eq!(mmio64_window_mib(&root, &[bdf]), Some(512 * 1024));
+        // 128 GiB + 32 MiB, plus half -> 192 GiB -> 256 GiB.
+        assert_eq!(mmio64_window_mib(&root, &[bdf]), Some(256 * 1024));
+        assert_eq!(mmio64_window_mib(&root, &[bdf, bdf]), Some(512 * 1024));
         assert_eq!(mmio64_window_mib(&root, &[]), None);
     }
 
@@ -102,7 +100,8 @@ mod tests {
     fn unreadable_bars_fall_back() {
         let (_d, root, _) = fixture(H100);
         let other: Bdf = "0000:18:00.0".parse().unwrap();
-        assert_eq!(mmio64_window_mib(&root, &[other]), Some(1024 * 1024));
+        // 256 GiB assumed, plus half -> 384 GiB -> 512 GiB.
+        assert_eq!(mmio64_window_mib(&root, &[other]), Some(512 * 1024));
         let (_d, root, bdf) = fixture("garbage\n");
         assert_eq!(bar64_bytes(&root, &bdf), None);
     }

@@ -67,19 +67,19 @@ pub fn check_config(args: &ConfigArgs) -> anyhow::Result<Outcome> {
     Outcome::new(Status::Ok, &cfg, format!("config OK\n{text}"))
 }
 
-/// tracing to stdout (journald reads a unit's stdout), or stderr when stdout carries JSON.
-pub fn init_logging(json: bool) {
+/// tracing to stdout (a foreground supervisor) or stderr (everything else).
+pub fn init_logging(to_stdout: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("COCOON_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false);
     // Colours only on a terminal: journald and log files get plain text.
-    if json {
-        let ansi = std::io::stderr().is_terminal();
-        builder.with_ansi(ansi).with_writer(std::io::stderr).init();
-    } else {
+    if to_stdout {
         let ansi = std::io::stdout().is_terminal();
         builder.with_ansi(ansi).with_writer(std::io::stdout).init();
+    } else {
+        let ansi = std::io::stderr().is_terminal();
+        builder.with_ansi(ansi).with_writer(std::io::stderr).init();
     }
 }

@@ -57,7 +57,10 @@ fn main() {
         Err(e) => e.exit(),
     };
     let json = cli.json;
-    common::init_logging(json);
+    // A foreground supervisor logs to stdout (journald reads a unit's stdout); every
+    // other command keeps stdout for its result and logs to stderr.
+    let supervises = matches!(&cli.command, Command::Run(a) if a.supervises());
+    common::init_logging(supervises && !json);
     let result = match &cli.command {
         Command::Preflight(a) => preflight::run(a),
         Command::Gpu(c) => gpu::run(c),

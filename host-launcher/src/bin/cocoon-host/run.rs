@@ -41,6 +41,13 @@ pub struct Args {
     ready_timeout: u64,
 }
 
+impl Args {
+    /// True when this invocation stays in the foreground supervising QEMU.
+    pub fn supervises(&self) -> bool {
+        !self.dry_run && !self.until_ready
+    }
+}
+
 #[derive(Serialize)]
 struct DryRun<'a> {
     mode: Mode,
