@@ -15,7 +15,11 @@ fn tree() -> tempfile::TempDir {
 }
 
 fn gpu(root: &Path, verb: &str) -> (i32, serde_json::Value) {
-    let (code, json, _) = run_json(cocoon_host().args(["--json", "gpu", verb, BDF, "--root"]).arg(root));
+    let (code, json, _) = run_json(
+        cocoon_host()
+            .args(["--json", "gpu", verb, BDF, "--root"])
+            .arg(root),
+    );
     (code, json)
 }
 
@@ -40,7 +44,10 @@ fn refuses_while_a_process_holds_the_gpu_and_writes_nothing() {
     assert!(err.contains("pid 4242 (python3) via /dev/nvidia0"), "{err}");
     // nvidiactl (4243) and another GPU's node (4244) do not hold this GPU.
     assert!(!err.contains("4243") && !err.contains("4244"), "{err}");
-    assert_eq!(read(root, &format!("sys/bus/pci/devices/{BDF}/driver_override")), "(null)\n");
+    assert_eq!(
+        read(root, &format!("sys/bus/pci/devices/{BDF}/driver_override")),
+        "(null)\n"
+    );
     assert_eq!(read(root, "sys/bus/pci/drivers/nvidia/unbind"), "");
     assert!(!root.join("run/cocoon-host/gpu").exists());
 }
@@ -56,14 +63,24 @@ fn bind_then_unbind_round_trips_to_the_previous_driver() {
     assert_eq!(json["from"], "nvidia");
     assert_eq!(json["to"], "vfio-pci");
     assert_eq!(json["changed"], true);
-    assert_eq!(read(root, &format!("sys/bus/pci/devices/{BDF}/driver_override")), "vfio-pci");
+    assert_eq!(
+        read(root, &format!("sys/bus/pci/devices/{BDF}/driver_override")),
+        "vfio-pci"
+    );
     assert_eq!(read(root, "sys/bus/pci/drivers/nvidia/unbind"), BDF);
     assert_eq!(read(root, "sys/bus/pci/drivers_probe"), BDF);
-    assert_eq!(read(root, &format!("run/cocoon-host/gpu/{BDF}.driver")), "nvidia\n");
+    assert_eq!(
+        read(root, &format!("run/cocoon-host/gpu/{BDF}.driver")),
+        "nvidia\n"
+    );
 
     kernel_binds(root, "vfio-pci");
     let (code, json) = gpu(root, "bind");
-    assert_eq!((code, &json["changed"]), (0, &serde_json::Value::Bool(false)), "already bound: no-op");
+    assert_eq!(
+        (code, &json["changed"]),
+        (0, &serde_json::Value::Bool(false)),
+        "already bound: no-op"
+    );
 
     // QEMU holds the VFIO group: unbind must refuse.
     std::fs::create_dir_all(root.join("proc/5000/fd")).unwrap();
@@ -71,17 +88,25 @@ fn bind_then_unbind_round_trips_to_the_previous_driver() {
     std::os::unix::fs::symlink("/dev/vfio/23", root.join("proc/5000/fd/31")).unwrap();
     let (code, json) = gpu(root, "unbind");
     assert_eq!(code, 2, "{json:#}");
-    assert!(json["error"].as_str().unwrap().contains("pid 5000 (qemu-system-x86) via /dev/vfio/23"));
+    assert!(json["error"]
+        .as_str()
+        .unwrap()
+        .contains("pid 5000 (qemu-system-x86) via /dev/vfio/23"));
     std::fs::remove_dir_all(root.join("proc/5000")).unwrap();
 
     let (code, json) = gpu(root, "unbind");
     assert_eq!(code, 0, "{json:#}");
     assert_eq!(json["from"], "vfio-pci");
     assert_eq!(json["to"], "nvidia");
-    assert_eq!(read(root, &format!("sys/bus/pci/devices/{BDF}/driver_override")), "\n");
+    assert_eq!(
+        read(root, &format!("sys/bus/pci/devices/{BDF}/driver_override")),
+        "\n"
+    );
     assert_eq!(read(root, "sys/bus/pci/drivers/vfio-pci/unbind"), BDF);
     assert_eq!(read(root, "sys/bus/pci/drivers/nvidia/bind"), BDF);
-    assert!(!root.join(format!("run/cocoon-host/gpu/{BDF}.driver")).exists());
+    assert!(!root
+        .join(format!("run/cocoon-host/gpu/{BDF}.driver"))
+        .exists());
 }
 
 #[test]
@@ -90,12 +115,16 @@ fn iommufd_cdev_holders_count() {
     let root = dir.path();
     std::fs::remove_dir_all(root.join("proc/4242")).unwrap();
     kernel_binds(root, "vfio-pci");
-    std::fs::create_dir_all(root.join(format!("sys/bus/pci/devices/{BDF}/vfio-dev/vfio0"))).unwrap();
+    std::fs::create_dir_all(root.join(format!("sys/bus/pci/devices/{BDF}/vfio-dev/vfio0")))
+        .unwrap();
     std::fs::create_dir_all(root.join("proc/6000/fd")).unwrap();
     std::os::unix::fs::symlink("/dev/vfio/devices/vfio0", root.join("proc/6000/fd/12")).unwrap();
     let (code, json) = gpu(root, "unbind");
     assert_eq!(code, 2, "{json:#}");
-    assert!(json["error"].as_str().unwrap().contains("/dev/vfio/devices/vfio0"));
+    assert!(json["error"]
+        .as_str()
+        .unwrap()
+        .contains("/dev/vfio/devices/vfio0"));
 }
 
 #[test]
@@ -105,14 +134,36 @@ fn errors_name_the_fix() {
     std::fs::remove_dir_all(root.join("proc/4242")).unwrap();
     let (code, json) = gpu(root, "unbind");
     assert_eq!(code, 2);
-    assert!(json["error"].as_str().unwrap().contains("bound to nvidia, not vfio-pci"), "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("bound to nvidia, not vfio-pci"),
+        "{json}"
+    );
 
     std::fs::remove_dir_all(root.join("sys/bus/pci/drivers/vfio-pci")).unwrap();
     let (code, json) = gpu(root, "bind");
     assert_eq!(code, 2);
-    assert!(json["error"].as_str().unwrap().contains("modprobe vfio-pci"), "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("modprobe vfio-pci"),
+        "{json}"
+    );
 
-    let (code, json, _) = run_json(cocoon_host().args(["--json", "gpu", "bind", "0000:99:00.0", "--root"]).arg(root));
+    let (code, json, _) = run_json(
+        cocoon_host()
+            .args(["--json", "gpu", "bind", "0000:99:00.0", "--root"])
+            .arg(root),
+    );
     assert_eq!(code, 2);
-    assert!(json["error"].as_str().unwrap().contains("no PCI device 0000:99:00.0"), "{json}");
+    assert!(
+        json["error"]
+            .as_str()
+            .unwrap()
+            .contains("no PCI device 0000:99:00.0"),
+        "{json}"
+    );
 }
