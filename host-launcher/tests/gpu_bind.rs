@@ -1,5 +1,12 @@
 //! `cocoon-host gpu bind|unbind` on the fixture tree `tests/fixtures/gpu-bind/`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 
 use std::path::Path;

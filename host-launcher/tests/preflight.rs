@@ -1,6 +1,13 @@
 //! `cocoon-host preflight` against fixture trees (`tests/fixtures/preflight/`): the
 //! good host passes every check; each overlay breaks exactly the checks it names.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 
 use std::path::Path;

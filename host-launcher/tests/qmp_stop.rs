@@ -3,6 +3,13 @@
 //! the firmware ignores, then `quit` after `stop_timeout_secs`. QEMU and swtpm must
 //! both be gone afterwards.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

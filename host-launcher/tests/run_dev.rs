@@ -4,6 +4,13 @@
 //! background/ready/stop path with a stand-in QEMU that prints the agent's ready line.
 //! Needs qemu-system-x86_64 and swtpm (`tools/install-deps`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 mod common;
 
 use std::path::Path;
