@@ -246,7 +246,10 @@ impl WorkerConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        // Anchor relative paths at the file's absolute directory, so the result does
+        // not depend on the working directory of whoever uses the config later.
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base = abs.parent().unwrap_or(Path::new("/"));
         Self::from_toml(&text, path, base, mode)
     }
 

@@ -157,7 +157,8 @@ fn until_ready_returns_with_the_supervisor_running_and_stop_ends_it() {
     let cfg = write_config(
         dir.path(),
         28445,
-        "qemu = \"./fake-qemu\"\n[restart]\nstop_timeout_secs = 2\n",
+        "qemu = \"./fake-qemu\"\n[restart]\nstop_timeout_secs = 2\n\
+         [data_disk]\npath = \"data.raw\"\nsize_gib = 2\n",
     );
     let (code, json, stderr) = run_json(
         cocoon_host()
@@ -179,6 +180,13 @@ fn until_ready_returns_with_the_supervisor_running_and_stop_ends_it() {
     );
     assert_eq!(json["host_port"], 28445);
     let pid = json["supervisor_pid"].as_i64().unwrap();
+    // The data disk was created sparse at its configured size.
+    assert_eq!(
+        std::fs::metadata(dir.path().join("data.raw"))
+            .unwrap()
+            .len(),
+        2 << 30
+    );
     let pidfile = dir.path().join("state/supervisor.pid");
     assert_eq!(
         std::fs::read_to_string(&pidfile).unwrap().trim(),
@@ -261,4 +269,24 @@ fn wait_ready_times_out_naming_the_last_serial_line() {
         "{err}"
     );
     assert!(err.contains("engine failed"), "{err}");
+}
+
+#[test]
+fn missing_image_is_exit_2_naming_the_field_and_starting_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, json, _) = run_json(
+        cocoon_host()
+            .args(["--json", "run", "--dev", "--image-dir"])
+            .arg(dir.path().join("no-image"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state")),
+    );
+    assert_eq!(code, 2, "{json:#}");
+    let err = json["error"].as_str().unwrap();
+    assert!(
+        err.starts_with("`image_dir`: ") && err.contains("OVMF.fd does not exist"),
+        "{err}"
+    );
+    assert!(err.contains("image/build dev"), "{err}");
+    assert!(!dir.path().join("state").exists(), "nothing created");
 }
