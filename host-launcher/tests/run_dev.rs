@@ -119,6 +119,19 @@ fn restarts_with_backoff_then_gives_up() {
     assert_eq!(serial(dir.path()).matches("=== DONE").count(), 2);
 }
 
+/// Ends a background supervisor if the test fails before `cocoon-host stop` does.
+struct StopOnDrop(i32);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0);
+        if nix::sys::signal::kill(pid, None).is_ok() {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            std::thread::sleep(std::time::Duration::from_secs(3));
+        }
+    }
+}
+
 /// A stand-in for QEMU: appends boot lines and the agent's ready line to the serial
 /// log named by `-chardev file,...,path=X`, then idles like a running VM.
 const FAKE_QEMU: &str = r#"#!/bin/sh
@@ -180,6 +193,7 @@ fn until_ready_returns_with_the_supervisor_running_and_stop_ends_it() {
     );
     assert_eq!(json["host_port"], 28445);
     let pid = json["supervisor_pid"].as_i64().unwrap();
+    let _guard = StopOnDrop(pid as i32);
     // The data disk was created sparse at its configured size.
     assert_eq!(
         std::fs::metadata(dir.path().join("data.raw"))
