@@ -193,7 +193,7 @@ fn until_ready_returns_with_the_supervisor_running_and_stop_ends_it() {
     );
     assert_eq!(json["host_port"], 28445);
     let pid = json["supervisor_pid"].as_i64().unwrap();
-    let _guard = StopOnDrop(pid as i32);
+    let guard = StopOnDrop(pid as i32);
     // The data disk was created sparse at its configured size.
     assert_eq!(
         std::fs::metadata(dir.path().join("data.raw"))
@@ -230,6 +230,8 @@ fn until_ready_returns_with_the_supervisor_running_and_stop_ends_it() {
     assert_eq!(code, 0, "{json:#}");
     assert_eq!(json["was_running"], true);
     assert_eq!(json["stopped"], true);
+    // Stopped: disarm, so a recycled pid is never signalled.
+    std::mem::forget(guard);
     assert!(!pidfile.exists());
     let log = std::fs::read_to_string(dir.path().join("state/supervisor.log")).unwrap();
     // The stand-in has no QMP socket: powerdown and quit fail, so it is killed.
