@@ -1,3 +1,0 @@
-fn main() {
-    println!("cocoon-host {}", env!("CARGO_PKG_VERSION"));
-}
