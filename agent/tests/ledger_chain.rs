@@ -1,5 +1,10 @@
 //! Ledger: write, verify, tamper, repair (issue 6, item 7).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod ledger_common;
 

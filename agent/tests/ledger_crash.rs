@@ -4,7 +4,12 @@
 //!
 //! Re-exec pattern: the child is this test binary running the ignored test
 //! `child_writer` with `LEDGER_CRASH_CHILD_DIR` set.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod ledger_common;
 
