@@ -1,1 +1,21 @@
 //! COCOON worker guest agent (library side; the binary is `cocoon-agent`).
+//!
+//! Boot order (issue 6, item 2): config -> RTMR3 events (config, model, engine command
+//! line) -> GPU step -> TLS + receipt keys in memory -> RA-TLS certificate -> engine ->
+//! serve. [`boot`] runs that sequence; each step lives in its own module.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod config;
+
+// Until the `ledger` branch lands: the few items of its API the config needs.
+pub mod ledger_shim;
+pub use ledger_shim as accounting;
+pub use ledger_shim as ton;
