@@ -14,6 +14,7 @@
 )]
 
 pub mod config;
+pub mod tee;
 
 // Until the `ledger` branch lands: the few items of its API the config needs.
 pub mod ledger_shim;
