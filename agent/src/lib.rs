@@ -14,6 +14,8 @@
 )]
 
 pub mod config;
+pub mod model_digest;
+pub mod runtime_log;
 pub mod tee;
 
 // Until the `ledger` branch lands: the few items of its API the config needs.
