@@ -13,7 +13,10 @@
     )
 )]
 
+pub mod cert;
 pub mod config;
+pub mod gpu;
+pub mod keys;
 pub mod model_digest;
 pub mod runtime_log;
 pub mod tee;
