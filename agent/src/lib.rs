@@ -15,11 +15,13 @@
 
 pub mod cert;
 pub mod config;
+pub mod engine;
 pub mod gpu;
 pub mod keys;
 pub mod model_digest;
 pub mod runtime_log;
 pub mod tee;
+pub mod upstream;
 
 // Until the `ledger` branch lands: the few items of its API the config needs.
 pub mod ledger_shim;
