@@ -13,6 +13,7 @@
     )
 )]
 
+pub mod boot;
 pub mod cert;
 pub mod config;
 pub mod engine;
@@ -20,6 +21,8 @@ pub mod gpu;
 pub mod keys;
 pub mod model_digest;
 pub mod runtime_log;
+pub mod server;
+pub mod shutdown;
 pub mod tee;
 pub mod upstream;
 

@@ -122,7 +122,7 @@ impl Supervisor {
             self.status.set(EngineState::Restarting(reason));
             tokio::select! {
                 _ = sleep(backoff) => {}
-                _ = wait_shutdown(&mut self.shutdown) => {
+                _ = crate::shutdown::requested(&mut self.shutdown) => {
                     self.status.set(EngineState::Stopped);
                     return;
                 }
@@ -172,7 +172,7 @@ impl Supervisor {
         let ready = tokio::select! {
             r = wait_ready(&self.probe, deadline) => r,
             status = child.wait() => Err(exit_reason("exited during startup", status)),
-            _ = wait_shutdown(&mut self.shutdown) => {
+            _ = crate::shutdown::requested(&mut self.shutdown) => {
                 stop_group(&mut child, pgid, self.timing.stop_grace).await;
                 return (RunEnd::Shutdown, false);
             }
@@ -199,7 +199,7 @@ impl Supervisor {
                         }
                     }
                 }
-                _ = wait_shutdown(&mut self.shutdown) => break RunEnd::Shutdown,
+                _ = crate::shutdown::requested(&mut self.shutdown) => break RunEnd::Shutdown,
             }
         };
         // Also after a crash: the server's own death leaves its workers running.
@@ -231,14 +231,6 @@ async fn wait_ready(probe: &Probe, deadline: Instant) -> Result<(), String> {
         Err(e) => return Err(e.to_string()),
     }
     Ok(())
-}
-
-/// Resolves once shutdown was requested (never, if the handle was dropped without it).
-async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
-    let requested = rx.wait_for(|s| *s).await.is_ok();
-    if !requested {
-        std::future::pending::<()>().await;
-    }
 }
 
 fn exit_reason(what: &str, status: std::io::Result<ExitStatus>) -> String {
