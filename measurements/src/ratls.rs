@@ -13,14 +13,23 @@
 //! interface contract, sections 2, 3 and 5.
 
 mod cert;
+pub mod client;
 mod response;
 mod runtime;
+mod server;
+pub mod verify;
 
 pub use cert::{RaTlsError, RaTlsEvidence, TeeKind, MAX_CERT_BYTES};
+pub use client::{connect_and_attest, ConnectError, ConnectReport, Target};
 pub use response::{AttestationResponse, BootLogFormat, ResponseError, RESPONSE_VERSION};
 pub use runtime::{
     replay, verify_log, RuntimeEvent, RuntimeLogError, EVENT_CONFIG, EVENT_ENGINE_CMDLINE,
     EVENT_MODEL, MAX_RUNTIME_EVENTS, RUNTIME_EVENT_LABEL,
+};
+pub use server::{RaTlsServerVerifier, RaTlsVerifyError};
+pub use verify::{
+    verify_attestation, verify_certificate, AttestationReport, CertificateReport, CollateralSource,
+    RaTlsVerifierConfig,
 };
 
 /// The OIDs of the RA-TLS certificate extensions.

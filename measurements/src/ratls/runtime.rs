@@ -50,8 +50,10 @@ pub enum RuntimeLogError {
     DigestMismatch {
         index: usize,
         name: String,
-        recorded: Digest48,
-        computed: Digest48,
+        /// Hex of the digest in the log.
+        recorded: String,
+        /// Hex of the digest of name and payload.
+        computed: String,
     },
     #[error("runtime event {index}: name {why}")]
     BadName { index: usize, why: String },
@@ -128,8 +130,8 @@ impl RuntimeEvent {
             Err(RuntimeLogError::DigestMismatch {
                 index,
                 name: self.name.clone(),
-                recorded: self.digest,
-                computed,
+                recorded: self.digest.to_hex(),
+                computed: computed.to_hex(),
             })
         }
     }
