@@ -68,6 +68,9 @@ pub enum BootError {
 pub struct RunningAgent {
     pub local_addr: SocketAddr,
     pub certificate: CertificateDer<'static>,
+    /// When the certificate was issued (Unix seconds); it is valid from an hour
+    /// before to 30 days after.
+    pub issued_at: u64,
     pub state: Arc<AppState>,
     shutdown: watch::Sender<bool>,
     server: JoinHandle<()>,
@@ -155,7 +158,12 @@ pub async fn start_with_tee(
             path: "<quote task>".into(),
             why: e.to_string(),
         }))??;
-    let certificate = cert::issue(&keys, &evidence, &cfg.tls.extra_sans, SystemTime::now())?;
+    let now = SystemTime::now();
+    let issued_at = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .map_err(|_| cert::CertError::Clock)?;
+    let certificate = cert::issue(&keys, &evidence, &cfg.tls.extra_sans, now)?;
     let tls = server::tls::server_config(certificate.clone(), keys.tls_private_key())?;
 
     // 6. Listener.
@@ -225,6 +233,7 @@ pub async fn start_with_tee(
     Ok(RunningAgent {
         local_addr,
         certificate,
+        issued_at,
         state,
         shutdown,
         server,

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 use cocoon_measurements::eventlog::{EventLog, FormatChoice};
 use cocoon_measurements::sim::SimPki;
-use cocoon_measurements::{Digest48, Register};
+use cocoon_measurements::Digest48;
 use serde::Deserialize;
 
 use super::{BootEventLog, BootLogFormat, QuoteCollateralV3, TeeBackend, TeeError, TeeKind};
@@ -113,24 +113,12 @@ fn read_registers(path: &Path) -> Result<SimRegisters, TeeError> {
     })
 }
 
-/// RTMR0-2 a TD booted like this TPM log would have.
+/// RTMR0-2 a TD booted like this TPM log would have (CONTRACT section 4: the TD
+/// view keeps one RTMR1 separator of the TPM log's five).
 fn td_view_rtmrs(bytes: &[u8]) -> Result<[Digest48; 3], String> {
     let log = EventLog::parse(bytes, FormatChoice::Tpm).map_err(|e| e.to_string())?;
-    // TODO(ratls): replay the TD view once `EventLog::td_view` lands.
-    let replay = log.replay().map_err(|e| e.to_string())?;
-    let value = |reg: Register| {
-        replay
-            .registers
-            .iter()
-            .find(|r| r.register == reg)
-            .and_then(|r| r.value)
-            .unwrap_or(Digest48::ZERO)
-    };
-    Ok([
-        value(Register::Rtmr0),
-        value(Register::Rtmr1),
-        value(Register::Rtmr2),
-    ])
+    let view = log.td_view().map_err(|e| e.to_string())?;
+    Ok([view.rtmr0, view.rtmr1, view.rtmr2])
 }
 
 impl TeeBackend for SimBackend {
