@@ -10,7 +10,7 @@ use rcgen::{KeyPair, PublicKeyData as _, PKCS_ECDSA_P256_SHA256};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use zeroize::Zeroizing;
 
-use crate::ton::WorkerWallet;
+use crate::ledger_shim::WorkerWallet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {

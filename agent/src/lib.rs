@@ -13,12 +13,14 @@
     )
 )]
 
+pub mod accounting;
 pub mod boot;
 pub mod cert;
 pub mod config;
 pub mod engine;
 pub mod gpu;
 pub mod keys;
+pub mod ledger;
 pub mod model_digest;
 pub mod runtime_log;
 pub mod server;
@@ -26,7 +28,6 @@ pub mod shutdown;
 pub mod tee;
 pub mod upstream;
 
-// Until the `ledger` branch lands: the few items of its API the config needs.
+pub mod ton;
+// Until the ledger helper's `ton` and `ledger` modules land: the items the agent uses.
 pub mod ledger_shim;
-pub use ledger_shim as accounting;
-pub use ledger_shim as ton;

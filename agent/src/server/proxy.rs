@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use super::body::RespBody;
 use super::errors;
 use super::AppState;
-use crate::accounting::{prepare_stream_request, usage_from_body, SseUsageTap, TapEvent};
+use crate::accounting::{prepare_stream_request, SseUsageTap, UsageTokens};
 
 /// Largest engine answer read whole (a non-stream completion of a long context).
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
@@ -83,13 +83,12 @@ pub async fn forward(state: &Arc<AppState>, route: &'static str, req: Request<In
     };
     let model = peek.model.as_deref().map(str::to_owned);
 
+    // Only streams are rewritten (to ask for usage); everything else is forwarded
+    // as the client sent it.
     let (upstream_body, tap) = if billed && peek.stream {
-        match prepare_stream_request(&body) {
-            Ok(prep) => (
-                Bytes::from(prep.body),
-                Some(SseUsageTap::new(prep.client_wants_usage)),
-            ),
-            Err(e) => return errors::bad_request(&e.to_string()),
+        match rewrite_stream_request(&body) {
+            Ok(r) => r,
+            Err(resp) => return resp,
         }
     } else {
         (body, None)
@@ -124,6 +123,18 @@ pub async fn forward(state: &Arc<AppState>, route: &'static str, req: Request<In
         }
         _ => whole(state, route, billed, model, resp).await,
     }
+}
+
+/// Force `stream_options.include_usage` on a stream request; the tap takes the
+/// usage chunk out again when the client did not ask for it.
+fn rewrite_stream_request(
+    body: &[u8],
+) -> Result<(Bytes, Option<SseUsageTap>), Response<RespBody>> {
+    let mut v: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| errors::bad_request(&format!("request body is not JSON: {e}")))?;
+    let prep = prepare_stream_request(&mut v).map_err(|e| errors::bad_request(&e.to_string()))?;
+    let bytes = serde_json::to_vec(&v).map_err(|e| errors::internal(&e.to_string()))?;
+    Ok((Bytes::from(bytes), prep.tap()))
 }
 
 /// Read a request body up to `limit` bytes; an oversized one is a JSON 413.
@@ -165,15 +176,18 @@ async fn whole(
         }
     };
     if billed && parts.status == StatusCode::OK {
-        if let Some(usage) = usage_from_body(&bytes) {
-            if let Err(e) = state.billing.record(route, model.as_deref(), usage).await {
-                tracing::error!(error = %e, "receipt not recorded: answer withheld");
-                return errors::json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "ledger_unavailable",
-                    "the receipt ledger is unavailable",
-                );
+        match UsageTokens::from_response_body(&bytes) {
+            Ok(usage) => {
+                if let Err(e) = state.billing.record(route, model.as_deref(), usage).await {
+                    tracing::error!(error = %e, "receipt not recorded: answer withheld");
+                    return errors::json_error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "ledger_unavailable",
+                        "the receipt ledger is unavailable",
+                    );
+                }
             }
+            Err(e) => tracing::warn!(error = %e, route, "answer without readable usage: not billed"),
         }
     }
     let mut out = Response::new(RespBody::full(bytes));
@@ -186,6 +200,23 @@ async fn whole(
 fn stream_error(message: &str) -> Bytes {
     let json = serde_json::json!({"error": {"type": "engine_failure", "message": message}});
     Bytes::from(format!("event: error\ndata: {json}\n\n"))
+}
+
+/// Split forwardable bytes at the start of the `[DONE]` event: the part before it
+/// goes out at once, the `[DONE]` event only after the receipt is durable.
+fn split_done(out: Bytes) -> (Bytes, Bytes) {
+    let at = out
+        .windows(6)
+        .rposition(|w| w == b"[DONE]")
+        .map(|i| {
+            out.get(..i)
+                .and_then(|head| head.iter().rposition(|&b| b == b'\n'))
+                .map_or(0, |nl| nl.saturating_add(1))
+        })
+        .unwrap_or(0);
+    let mut done = out;
+    let before = done.split_to(at);
+    (before, done)
 }
 
 fn stream(
@@ -209,40 +240,69 @@ fn stream(
                     return;
                 }
                 None => {
-                    // The engine closed the stream without `[DONE]`: not a completed
-                    // request, so no receipt.
+                    let rest = tap.finish();
+                    if !rest.is_empty() {
+                        let _ = tx.send(rest).await;
+                    }
+                    // Closed without `[DONE]`: not a completed request, no receipt.
                     let _ = tx.send(stream_error("the inference engine ended the stream early")).await;
                     return;
                 }
             };
             let Ok(data) = frame.into_data() else { continue };
-            for event in tap.feed(&data) {
-                match event {
-                    TapEvent::Data(bytes) => {
-                        if tx.send(bytes).await.is_err() {
-                            // Client went away: dropping `body` aborts the generation.
-                            return;
-                        }
-                    }
-                    TapEvent::Done(done) => {
-                        if let Some(usage) = tap.usage() {
-                            if let Err(e) = state.billing.record(route, model.as_deref(), usage).await {
-                                tracing::error!(error = %e, "receipt not recorded: stream not completed");
-                                let _ = tx.send(stream_error("the receipt ledger is unavailable")).await;
-                                return;
-                            }
-                        } else {
-                            tracing::warn!("stream finished without a usage chunk: not billed");
-                        }
-                        let _ = tx.send(done).await;
+            let out = match tap.feed(&data) {
+                Ok(out) => out,
+                Err(e) => {
+                    tracing::warn!(error = %e, "engine stream is not SSE");
+                    let _ = tx.send(stream_error("the inference engine sent a malformed stream")).await;
+                    return;
+                }
+            };
+            if !tap.saw_done() {
+                if !out.is_empty() && tx.send(out).await.is_err() {
+                    // Client went away: dropping `body` aborts the generation.
+                    return;
+                }
+                continue;
+            }
+            let (before, done) = split_done(out);
+            if !before.is_empty() && tx.send(before).await.is_err() {
+                return;
+            }
+            match tap.usage() {
+                Some(usage) => {
+                    if let Err(e) = state.billing.record(route, model.as_deref(), usage).await {
+                        tracing::error!(error = %e, "receipt not recorded: stream not completed");
+                        let _ = tx.send(stream_error("the receipt ledger is unavailable")).await;
                         return;
                     }
                 }
+                None => tracing::warn!(
+                    error = ?tap.usage_error(),
+                    "stream finished without a readable usage chunk: not billed"
+                ),
             }
+            let _ = tx.send(done).await;
+            return;
         }
     });
     let mut out = Response::new(RespBody::Channel(rx));
     *out.status_mut() = parts.status;
     copy_headers(&parts.headers, out.headers_mut(), false);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn done_is_split_off_at_its_line() {
+        let (a, b) = split_done(Bytes::from_static(b"data: {\"usage\":1}\n\ndata: [DONE]\n\n"));
+        assert_eq!(&a[..], b"data: {\"usage\":1}\n\n");
+        assert_eq!(&b[..], b"data: [DONE]\n\n");
+        let (a, b) = split_done(Bytes::from_static(b"data: [DONE]\n\n"));
+        assert!(a.is_empty());
+        assert_eq!(&b[..], b"data: [DONE]\n\n");
+    }
 }
