@@ -28,8 +28,8 @@ pub use runtime::{
 };
 pub use server::{RaTlsServerVerifier, RaTlsVerifyError};
 pub use verify::{
-    verify_attestation, verify_certificate, AttestationReport, CertificateReport, CollateralSource,
-    RaTlsVerifierConfig,
+    verify_attestation, verify_certificate, verify_certificate_at, AttestationReport,
+    CertificateReport, CollateralSource, RaTlsVerifierConfig,
 };
 
 /// The OIDs of the RA-TLS certificate extensions.

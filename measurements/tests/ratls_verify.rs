@@ -8,13 +8,14 @@
     clippy::panic
 )]
 
+mod common;
 mod ratls_common;
 
 use cocoon_measurements::digest::Digest48;
 use cocoon_measurements::policy::Allowed;
 use cocoon_measurements::ratls::{
-    connect_and_attest, verify_attestation, verify_certificate, CollateralSource, ConnectReport,
-    RaTlsEvidence, RaTlsVerifierConfig,
+    connect_and_attest, verify_attestation, verify_certificate, verify_certificate_at,
+    CollateralSource, ConnectReport, RaTlsEvidence, RaTlsVerifierConfig,
 };
 use cocoon_measurements::verify::TrustRoot;
 use ratls_common::{pki, policy, serve, Tamper, Worker, AT};
@@ -166,6 +167,20 @@ fn nonce_mismatch_is_named() {
     assert_eq!(codes(&r), ["nonce_mismatch"]);
 }
 
+#[test]
+fn handshake_signed_by_another_key_is_named() {
+    let r = connect(
+        Tamper {
+            wrong_tls_key: true,
+            ..Default::default()
+        },
+        config(sim_root()),
+    );
+    assert!(!r.accepted);
+    assert!(r.attestation.is_none());
+    assert_eq!(codes(&r), ["tls_signature"]);
+}
+
 /// The same checks without TLS: certificate and response functions directly.
 #[test]
 fn direct_verification_and_collateral_sources() {
@@ -213,7 +228,74 @@ fn direct_verification_and_collateral_sources() {
     let r = verify_attestation(&other_log, &spki, &NONCE, &cfg);
     assert_eq!(r.codes(), ["runtime_log_replay", "runtime_log_rtmr3"]);
 
+    // A certificate outside its validity period (judged at the given clock, not at
+    // the collateral's time).
+    let (evidence, _) = RaTlsEvidence::from_certificate_der(&w.cert_der).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+    params.not_before = rcgen::date_time_ymd(1999, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2000, 1, 1);
+    for (oid, content) in evidence.to_extensions() {
+        params
+            .custom_extensions
+            .push(rcgen::CustomExtension::from_oid_content(oid, content));
+    }
+    let old = params.self_signed(&w.key).unwrap().der().to_vec();
+    let r = verify_certificate_at(&old, &cfg, AT);
+    assert_eq!(r.codes(), ["certificate_validity"]);
+    assert!(verify_certificate_at(&old, &cfg, 946_000_000).accepted);
+
     // Garbage certificate.
     let r = verify_certificate(b"not a certificate", &cfg);
     assert_eq!(r.codes(), ["certificate_format"]);
+}
+
+/// A sim worker under swtpm sends its TPM boot log; its RTMR0-2 are the log's TD
+/// view. The verifier replays the log and compares it with the quote.
+#[test]
+fn boot_log_td_view_is_checked_against_the_quote() {
+    use base64::Engine as _;
+    use cocoon_measurements::eventlog::{EventLog, FormatChoice};
+    use cocoon_measurements::ratls::BootLogFormat;
+    let log = std::fs::read(common::swtpm_fixture("eventlog.bin")).unwrap();
+    let view = EventLog::parse(&log, FormatChoice::Tpm)
+        .unwrap()
+        .td_view()
+        .unwrap();
+    let pki = pki(7);
+    let w = Worker::new(pki.clone(), Tamper::default());
+    let (_, spki) = RaTlsEvidence::from_certificate_der(&w.cert_der).unwrap();
+    let mut cfg = config(sim_root());
+    cfg.policy.registers.rtmr1 = Allowed::OneOf(vec![view.rtmr1]);
+    cfg.policy.registers.rtmr2 = Allowed::OneOf(vec![view.rtmr2]);
+
+    let respond = |rtmr0: Digest48| {
+        let mut resp = w.attestation(&NONCE);
+        let claims = resp.claims().unwrap();
+        let mut td = pki.td_fields();
+        td.mr_td = ratls_common::mrtd();
+        td.rtmr = [
+            rtmr0,
+            view.rtmr1,
+            view.rtmr2,
+            claims.runtime_event_log_digest,
+        ];
+        td.report_data = claims.report_data();
+        resp.quote_hex = hex::encode(pki.quote(&td).unwrap());
+        resp.boot_event_log_b64 = Some(base64::engine::general_purpose::STANDARD.encode(&log));
+        resp.boot_event_log_format = Some(BootLogFormat::Tpm);
+        resp
+    };
+    let r = verify_attestation(&respond(view.rtmr0), &spki, &NONCE, &cfg);
+    assert!(r.accepted, "{:#?}", r.reasons);
+    assert_eq!(
+        r.boot_log_registers,
+        Some([view.rtmr0, view.rtmr1, view.rtmr2])
+    );
+    let r = verify_attestation(&respond(Digest48::ZERO), &spki, &NONCE, &cfg);
+    assert_eq!(r.codes(), ["boot_log_mismatch"]);
+    assert!(r.reasons[0].message.contains("rtmr0"));
+    let mut no_format = respond(view.rtmr0);
+    no_format.boot_event_log_format = None;
+    let r = verify_attestation(&no_format, &spki, &NONCE, &cfg);
+    assert_eq!(r.codes(), ["attestation_format"]);
 }

@@ -14,7 +14,7 @@ use rustls::crypto::{verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, SignatureScheme};
 
-use super::verify::{verify_certificate, CertificateReport, RaTlsVerifierConfig};
+use super::verify::{verify_certificate_at, CertificateReport, RaTlsVerifierConfig};
 use crate::policy::{Reason, ReasonCode};
 
 /// The error a rejected handshake carries: every reason, by name.
@@ -112,11 +112,11 @@ impl ServerCertVerifier for RaTlsServerVerifier {
         _intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
         // The server name is not checked: the quote, not a name, identifies the
         // worker, and workers are reached by IP through port forwards.
-        let report = verify_certificate(end_entity.as_ref(), &self.config);
+        let report = verify_certificate_at(end_entity.as_ref(), &self.config, now.as_secs());
         let accepted = report.accepted;
         let reasons = report.reasons.clone();
         self.record(report);

@@ -247,11 +247,24 @@ fn check_validity(cert_der: &[u8], at: u64, reasons: &mut Vec<Reason>) {
     }
 }
 
-/// Verify an RA-TLS certificate (DER): it parses, its claims carry its own key,
+/// Verify an RA-TLS certificate (DER): it parses, is within its validity period
+/// now (the wall clock, as any TLS client judges it), its claims carry its own key,
 /// REPORTDATA = SHA-512 of the claims, the quote verifies against the configured
-/// root and passes the policy, and (sim) the claims' runtime log digest is RTMR3.
-/// The handshake signature is checked separately (rustls).
+/// root at `config.at` and passes the policy, and (sim) the claims' runtime log
+/// digest is RTMR3. The handshake signature is checked separately (rustls).
 pub fn verify_certificate(cert_der: &[u8], config: &RaTlsVerifierConfig) -> CertificateReport {
+    verify_certificate_at(cert_der, config, now_unix())
+}
+
+/// [`verify_certificate`] with the certificate's validity judged at `cert_now`
+/// (Unix seconds; rustls passes the handshake's time). `config.at` stays the time
+/// for the quote and its collateral: a verifier may pin collateral of another day
+/// while a worker's certificate (issued at boot, valid 30 days) follows the clock.
+pub fn verify_certificate_at(
+    cert_der: &[u8],
+    config: &RaTlsVerifierConfig,
+    cert_now: u64,
+) -> CertificateReport {
     let at = config.time();
     let mut reasons = Vec::new();
     let (evidence, spki) = match RaTlsEvidence::from_certificate_der(cert_der) {
@@ -268,7 +281,7 @@ pub fn verify_certificate(cert_der: &[u8], config: &RaTlsVerifierConfig) -> Cert
             }
         }
     };
-    check_validity(cert_der, at, &mut reasons);
+    check_validity(cert_der, cert_now, &mut reasons);
     check_spki(
         &evidence.claims,
         &spki,

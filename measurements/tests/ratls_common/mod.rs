@@ -63,6 +63,21 @@ pub struct Tamper {
     pub runtime_log_tampered: bool,
     /// The response's claims carry another nonce than the client's.
     pub nonce_wrong: bool,
+    /// The server signs the handshake with another key than its certificate's.
+    pub wrong_tls_key: bool,
+}
+
+/// Serves the worker's certificate with a key that does not match it.
+#[derive(Debug)]
+struct MismatchedKey(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for MismatchedKey {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
 }
 
 pub struct Worker {
@@ -174,10 +189,23 @@ impl Worker {
 
     fn server_config(&self) -> rustls::ServerConfig {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .unwrap()
-            .with_no_client_auth()
+            .with_no_client_auth();
+        if self.tamper.wrong_tls_key {
+            let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+            let signing_key = provider
+                .key_provider
+                .load_private_key(rustls::pki_types::PrivateKeyDer::Pkcs8(
+                    other.serialize_der().into(),
+                ))
+                .unwrap();
+            let certified =
+                rustls::sign::CertifiedKey::new(vec![self.cert_der.clone().into()], signing_key);
+            return builder.with_cert_resolver(Arc::new(MismatchedKey(Arc::new(certified))));
+        }
+        builder
             .with_single_cert(
                 vec![self.cert_der.clone().into()],
                 rustls::pki_types::PrivateKeyDer::Pkcs8(self.key.serialize_der().into()),
