@@ -145,19 +145,16 @@ pub async fn start_with_tee(
     };
 
     // 5. Certificate.
-    let claims = cert::claims(
-        &keys,
-        gpu.as_ref().map(|g| g.digest),
-        snapshot.digest,
-        None,
-    );
+    let claims = cert::claims(&keys, gpu.as_ref().map(|g| g.digest), snapshot.digest, None);
     let quote_tee = tee.clone();
     let evidence = tokio::task::spawn_blocking(move || cert::evidence(quote_tee.as_ref(), claims))
         .await
-        .map_err(|e| cert::CertError::Quote(tee::TeeError::Registers {
-            path: "<quote task>".into(),
-            why: e.to_string(),
-        }))??;
+        .map_err(|e| {
+            cert::CertError::Quote(tee::TeeError::Registers {
+                path: "<quote task>".into(),
+                why: e.to_string(),
+            })
+        })??;
     let now = SystemTime::now();
     let issued_at = now
         .duration_since(std::time::UNIX_EPOCH)
@@ -179,7 +176,8 @@ pub async fn start_with_tee(
     })?;
 
     let metrics = Arc::new(Metrics::new());
-    let client = upstream::client(usize::try_from(cfg.limits.max_concurrent_requests).unwrap_or(256));
+    let client =
+        upstream::client(usize::try_from(cfg.limits.max_concurrent_requests).unwrap_or(256));
     let engine = Arc::new(EngineStatus::new(match cfg.engine.kind {
         EngineKind::None => EngineState::Disabled,
         EngineKind::Vllm => EngineState::Starting,

@@ -82,7 +82,9 @@ pub fn issue(
     dn.push(DnType::CommonName, COMMON_NAME);
     params.distinguished_name = dn;
     params.is_ca = IsCa::ExplicitNoCa;
-    let since_epoch = now.duration_since(UNIX_EPOCH).map_err(|_| CertError::Clock)?;
+    let since_epoch = now
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| CertError::Clock)?;
     let epoch = rcgen::date_time_ymd(1970, 1, 1);
     params.not_before = epoch + since_epoch.saturating_sub(BACKDATE);
     params.not_after = epoch + since_epoch.saturating_add(VALIDITY);

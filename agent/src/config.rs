@@ -167,8 +167,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
 
 /// Parse and validate config text.
 pub fn parse(text: &str) -> Result<AgentConfig, ConfigError> {
-    let config: AgentConfig =
-        toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
+    let config: AgentConfig = toml::from_str(text).map_err(|e| ConfigError::from_toml(text, &e))?;
     config.validate()?;
     Ok(config)
 }

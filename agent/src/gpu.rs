@@ -143,7 +143,9 @@ mod tests {
 
     #[test]
     fn digest_is_sha384_of_canonical_json() {
-        let e = GpuEvidence::new(serde_json::json!([{"nonce": "00", "arch": "HOPPER", "x": {"b": 1, "a": [true, null]}}]));
+        let e = GpuEvidence::new(
+            serde_json::json!([{"nonce": "00", "arch": "HOPPER", "x": {"b": 1, "a": [true, null]}}]),
+        );
         assert_eq!(
             canonical_json(&e.json),
             r#"[{"arch":"HOPPER","nonce":"00","x":{"a":[true,null],"b":1}}]"#

@@ -22,4 +22,3 @@ impl WorkerWallet {
         self.address.clone()
     }
 }
-

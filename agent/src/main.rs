@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use cocoon_agent::{boot, config};
 
 #[derive(Parser)]
-#[command(name = "cocoon-agent", version, about = "COCOON worker guest agent: attest, launch vLLM, serve over RA-TLS, account tokens")]
+#[command(
+    name = "cocoon-agent",
+    version,
+    about = "COCOON worker guest agent: attest, launch vLLM, serve over RA-TLS, account tokens"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

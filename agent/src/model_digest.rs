@@ -36,24 +36,30 @@ pub fn model_digest(config: &AgentConfig) -> Result<String, ModelDigestError> {
     match config.model.digest {
         ModelDigestSource::None => Ok("none".to_string()),
         ModelDigestSource::Verity => {
-            let path = config.model.verity_root_hash_file.as_deref().ok_or_else(|| {
-                ModelDigestError::Invalid {
+            let path = config
+                .model
+                .verity_root_hash_file
+                .as_deref()
+                .ok_or_else(|| ModelDigestError::Invalid {
                     path: PathBuf::from("model.verity_root_hash_file"),
                     why: "not set".into(),
-                }
-            })?;
+                })?;
             verity(path)
         }
         ModelDigestSource::Manifest => {
-            let dir = config
-                .engine
-                .model_dir
-                .as_deref()
-                .ok_or_else(|| ModelDigestError::Invalid {
-                    path: PathBuf::from("engine.model_dir"),
-                    why: "not set".into(),
-                })?;
-            Ok(format!("manifest-sha256:{}", hex::encode(manifest_digest(dir)?)))
+            let dir =
+                config
+                    .engine
+                    .model_dir
+                    .as_deref()
+                    .ok_or_else(|| ModelDigestError::Invalid {
+                        path: PathBuf::from("engine.model_dir"),
+                        why: "not set".into(),
+                    })?;
+            Ok(format!(
+                "manifest-sha256:{}",
+                hex::encode(manifest_digest(dir)?)
+            ))
         }
     }
 }

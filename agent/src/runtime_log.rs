@@ -70,13 +70,13 @@ impl RuntimeLog {
         if inner.sealed {
             return Err(RuntimeLogError::Sealed(name.to_string()));
         }
-        let extended = self
-            .tee
-            .extend_rtmr3(&event.digest)
-            .map_err(|source| RuntimeLogError::Extend {
-                name: name.to_string(),
-                source,
-            })?;
+        let extended =
+            self.tee
+                .extend_rtmr3(&event.digest)
+                .map_err(|source| RuntimeLogError::Extend {
+                    name: name.to_string(),
+                    source,
+                })?;
         if !extended {
             tracing::warn!(
                 event = name,

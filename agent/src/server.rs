@@ -67,19 +67,34 @@ pub mod route {
     pub const OTHER: &str = "other";
 }
 
-async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<RespBody>, Infallible> {
+async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, Infallible> {
     let (route, resp) = match (req.method(), req.uri().path()) {
         (&Method::GET, route::HEALTH) => (route::HEALTH, health(&state)),
         (&Method::GET, route::METRICS) => (route::METRICS, metrics(&state)),
         (&Method::GET, route::ATTESTATION) => (route::ATTESTATION, attestation(&state, &req).await),
-        (&Method::GET, route::MODELS) => (route::MODELS, proxy::forward(&state, route::MODELS, req).await),
-        (&Method::POST, route::CHAT) => (route::CHAT, proxy::forward(&state, route::CHAT, req).await),
-        (&Method::POST, route::COMPLETIONS) => {
-            (route::COMPLETIONS, proxy::forward(&state, route::COMPLETIONS, req).await)
+        (&Method::GET, route::MODELS) => (
+            route::MODELS,
+            proxy::forward(&state, route::MODELS, req).await,
+        ),
+        (&Method::POST, route::CHAT) => {
+            (route::CHAT, proxy::forward(&state, route::CHAT, req).await)
         }
-        (_, route::HEALTH | route::METRICS | route::ATTESTATION | route::MODELS | route::CHAT | route::COMPLETIONS) => {
-            (route::OTHER, errors::method_not_allowed())
-        }
+        (&Method::POST, route::COMPLETIONS) => (
+            route::COMPLETIONS,
+            proxy::forward(&state, route::COMPLETIONS, req).await,
+        ),
+        (
+            _,
+            route::HEALTH
+            | route::METRICS
+            | route::ATTESTATION
+            | route::MODELS
+            | route::CHAT
+            | route::COMPLETIONS,
+        ) => (route::OTHER, errors::method_not_allowed()),
         _ => (route::OTHER, errors::not_found()),
     };
     state.metrics.count(route, resp.status().as_u16());

@@ -1,6 +1,11 @@
 //! The built `cocoon-agent` binary: `check-config` exit codes and JSON, and `run`
 //! printing the ready line, serving, and exiting 0 on SIGTERM.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 
@@ -21,7 +26,12 @@ fn check_config_accepts_a_good_file() {
         .args(["check-config", path.to_str().unwrap(), "--json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["tee"], "sim");
@@ -82,7 +92,10 @@ fn run_prints_the_ready_line_serves_and_exits_0_on_sigterm() {
     assert_eq!(engine, "engine=none");
     let addr: std::net::SocketAddr = addr.parse().unwrap();
 
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let health = rt
         .block_on(common::client::request(
@@ -102,7 +115,10 @@ fn run_prints_the_ready_line_serves_and_exits_0_on_sigterm() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(t0.elapsed() < Duration::from_secs(15), "no exit after SIGTERM");
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0));

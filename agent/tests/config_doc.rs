@@ -1,7 +1,12 @@
 //! `agent/README.md`'s config table lists exactly the config structs' fields, each
 //! with its doc comment as the description, so the documentation cannot drift from
 //! the code.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -87,7 +92,10 @@ fn readme_fields() -> BTreeMap<String, String> {
         let key = rest.split('`').next().unwrap().to_string();
         let cells: Vec<&str> = line.trim_end_matches('|').split(" | ").collect();
         let desc = cells.last().unwrap().trim().to_string();
-        assert!(out.insert(key.clone(), desc).is_none(), "{key} listed twice");
+        assert!(
+            out.insert(key.clone(), desc).is_none(),
+            "{key} listed twice"
+        );
     }
     out
 }
@@ -98,8 +106,14 @@ fn readme_table_matches_the_config_structs() {
     let readme = readme_fields();
     let missing: Vec<_> = code.keys().filter(|k| !readme.contains_key(*k)).collect();
     let extra: Vec<_> = readme.keys().filter(|k| !code.contains_key(*k)).collect();
-    assert!(missing.is_empty(), "fields missing from agent/README.md: {missing:?}");
-    assert!(extra.is_empty(), "README lists fields the config lacks: {extra:?}");
+    assert!(
+        missing.is_empty(),
+        "fields missing from agent/README.md: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "README lists fields the config lacks: {extra:?}"
+    );
     for (key, doc) in &code {
         assert_eq!(
             &readme[key], doc,
@@ -111,7 +125,9 @@ fn readme_table_matches_the_config_structs() {
 #[test]
 fn example_configs_are_valid() {
     for name in ["dev-sim.toml", "local-vllm.toml"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name);
         cocoon_agent::config::load(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }

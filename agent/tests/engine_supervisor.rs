@@ -1,18 +1,23 @@
 //! Supervision of a fake vLLM (tests/fixtures/fakevllm, started with the real argv):
 //! readiness with the known-answer check, restart after a crash, a wrong answer
 //! refused, the whole process group stopped.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use cocoon_agent::config::EngineConfig;
+use cocoon_agent::engine::supervisor_timing_from_config as timing;
 use cocoon_agent::engine::{
     known_answer_digest, spawn_supervisor, EngineCommand, EngineState, EngineStatus, Probe,
     SupervisorHandle,
 };
-use cocoon_agent::engine::supervisor_timing_from_config as timing;
 use prometheus_client::metrics::counter::Counter;
 
 fn fixtures() -> PathBuf {
@@ -76,7 +81,10 @@ expected_sha256 = "{}"
     let handle = spawn_supervisor(
         command,
         timing(&engine),
-        vec![dir.path().join("engine/cache"), dir.path().join("engine/tmp")],
+        vec![
+            dir.path().join("engine/cache"),
+            dir.path().join("engine/tmp"),
+        ],
         probe,
         status.clone(),
         restarts.clone(),

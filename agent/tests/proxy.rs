@@ -2,7 +2,12 @@
 //! process is the fake vLLM in idle mode, so boot and supervision are the real ones):
 //! forwarding, SSE event-by-event, usage injection and stripping, a stream the engine
 //! breaks off, limits, and 503 while the engine is not ready.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 
@@ -45,13 +50,21 @@ FAKE_ENGINE_IDLE = "1"
 
 async fn ready(a: &RunningAgent) {
     let mut rx = a.state.engine.subscribe();
-    tokio::time::timeout(Duration::from_secs(20), rx.wait_for(|s| *s == EngineState::Ready))
-        .await
-        .expect("engine ready")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        rx.wait_for(|s| *s == EngineState::Ready),
+    )
+    .await
+    .expect("engine ready")
+    .unwrap();
 }
 
-async fn call(a: &RunningAgent, method: &str, path: &str, body: Option<&str>) -> common::client::Answer {
+async fn call(
+    a: &RunningAgent,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> common::client::Answer {
     common::client::request(
         a.local_addr,
         common::verifier(true, a.issued_at),
@@ -82,7 +95,13 @@ async fn tokens(a: &RunningAgent) -> (u64, u64) {
 async fn non_stream_is_forwarded_byte_for_byte_and_billed() {
     let (a, up, _d) = agent("", true).await;
     ready(&a).await;
-    let r = call(&a, "POST", "/v1/completions", Some(r#"{"model":"fake","prompt":"x"}"#)).await;
+    let r = call(
+        &a,
+        "POST",
+        "/v1/completions",
+        Some(r#"{"model":"fake","prompt":"x"}"#),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["content-type"], "application/json");
     let v = r.json();
@@ -180,7 +199,13 @@ async fn body_limit_is_a_json_413() {
     let r = call(&a, "POST", "/v1/completions", Some(&big)).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["error"]["type"], "request_too_large");
-    let ok = call(&a, "POST", "/v1/completions", Some(r#"{"model":"fake","prompt":"x"}"#)).await;
+    let ok = call(
+        &a,
+        "POST",
+        "/v1/completions",
+        Some(r#"{"model":"fake","prompt":"x"}"#),
+    )
+    .await;
     assert_eq!(ok.status, 200);
     a.shutdown().await;
 }
@@ -204,12 +229,24 @@ async fn concurrency_limit_is_a_json_429() {
         .unwrap()
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let r = call(&a, "POST", "/v1/completions", Some(r#"{"model":"fake","prompt":"x"}"#)).await;
+    let r = call(
+        &a,
+        "POST",
+        "/v1/completions",
+        Some(r#"{"model":"fake","prompt":"x"}"#),
+    )
+    .await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["error"]["type"], "too_many_requests");
     assert_eq!(slow.await.unwrap().status, 200);
     // The slot is free again.
-    let r = call(&a, "POST", "/v1/completions", Some(r#"{"model":"fake","prompt":"x"}"#)).await;
+    let r = call(
+        &a,
+        "POST",
+        "/v1/completions",
+        Some(r#"{"model":"fake","prompt":"x"}"#),
+    )
+    .await;
     assert_eq!(r.status, 200);
     a.shutdown().await;
 }
@@ -219,15 +256,30 @@ async fn engine_not_ready_is_a_json_503_until_it_is() {
     let (a, up, _d) = agent("", false).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(a.state.engine.state(), EngineState::Starting);
-    let r = call(&a, "POST", "/v1/completions", Some(r#"{"model":"fake","prompt":"x"}"#)).await;
+    let r = call(
+        &a,
+        "POST",
+        "/v1/completions",
+        Some(r#"{"model":"fake","prompt":"x"}"#),
+    )
+    .await;
     assert_eq!(r.status, 503);
     let v = r.json();
     assert_eq!(v["error"]["type"], "engine_unavailable");
     assert!(v["error"]["message"].as_str().unwrap().contains("starting"));
-    assert_eq!(call(&a, "GET", "/health", None).await.json()["engine"], "starting");
+    assert_eq!(
+        call(&a, "GET", "/health", None).await.json()["engine"],
+        "starting"
+    );
     up.healthy.store(true, Ordering::SeqCst);
     ready(&a).await;
-    let r = call(&a, "POST", "/v1/completions", Some(r#"{"model":"fake","prompt":"x"}"#)).await;
+    let r = call(
+        &a,
+        "POST",
+        "/v1/completions",
+        Some(r#"{"model":"fake","prompt":"x"}"#),
+    )
+    .await;
     assert_eq!(r.status, 200);
     a.shutdown().await;
 }

@@ -1,7 +1,12 @@
 //! An in-process agent with tee = "sim" and engine = "none" over real TLS 1.3:
 //! health, metrics, 503 API routes, and RA-TLS + `/attestation` verified by the
 //! measurements crate's client, accepted with the sim root and rejected without it.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 mod common;
 
@@ -21,18 +26,33 @@ async fn ready_line_health_and_metrics() {
     let line = a.ready_line();
     assert_eq!(
         line,
-        format!("cocoon-agent: ready tee=sim listen={} engine=none", a.local_addr)
+        format!(
+            "cocoon-agent: ready tee=sim listen={} engine=none",
+            a.local_addr
+        )
     );
 
-    let h = common::client::request(a.local_addr, common::verifier(true, a.issued_at), "GET", "/health", None)
-        .await
-        .unwrap();
+    let h = common::client::request(
+        a.local_addr,
+        common::verifier(true, a.issued_at),
+        "GET",
+        "/health",
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(h.status, 200);
     assert_eq!(h.json()["engine"], "disabled");
 
-    let m = common::client::request(a.local_addr, common::verifier(true, a.issued_at), "GET", "/metrics", None)
-        .await
-        .unwrap();
+    let m = common::client::request(
+        a.local_addr,
+        common::verifier(true, a.issued_at),
+        "GET",
+        "/metrics",
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(m.status, 200);
     let text = m.text();
     for name in [
@@ -57,18 +77,33 @@ async fn api_routes_answer_json_503_without_engine() {
         ("GET", "/v1/models"),
     ] {
         let body = (method == "POST").then_some(&br#"{"model":"m","messages":[]}"#[..]);
-        let r = common::client::request(a.local_addr, common::verifier(true, a.issued_at), method, path, body)
-            .await
-            .unwrap();
+        let r = common::client::request(
+            a.local_addr,
+            common::verifier(true, a.issued_at),
+            method,
+            path,
+            body,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status, 503, "{path}");
         assert_eq!(r.headers["content-type"], "application/json");
         let v = r.json();
         assert_eq!(v["error"]["type"], "engine_unavailable", "{path}");
-        assert!(v["error"]["message"].as_str().unwrap().contains("no inference engine"));
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no inference engine"));
     }
-    let r = common::client::request(a.local_addr, common::verifier(true, a.issued_at), "GET", "/nope", None)
-        .await
-        .unwrap();
+    let r = common::client::request(
+        a.local_addr,
+        common::verifier(true, a.issued_at),
+        "GET",
+        "/nope",
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status, 404);
     a.shutdown().await;
 }
@@ -132,10 +167,21 @@ async fn certificate_and_attestation_verify_with_the_sim_root() {
         hex::encode(claims.receipt_public_key)
     );
 
-    let m = common::client::request(a.local_addr, common::verifier(true, a.issued_at), "GET", "/metrics", None)
-        .await
-        .unwrap();
-    assert!(m.text().contains("cocoon_agent_quote_latency_seconds_count 2"), "{}", m.text());
+    let m = common::client::request(
+        a.local_addr,
+        common::verifier(true, a.issued_at),
+        "GET",
+        "/metrics",
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(
+        m.text()
+            .contains("cocoon_agent_quote_latency_seconds_count 2"),
+        "{}",
+        m.text()
+    );
     a.shutdown().await;
 }
 
@@ -148,16 +194,23 @@ async fn client_without_the_sim_root_fails_the_handshake_with_a_reason() {
         .await
         .unwrap();
     assert!(!report.accepted);
-    assert!(report.attestation.is_none(), "no request after a rejected handshake");
+    assert!(
+        report.attestation.is_none(),
+        "no request after a rejected handshake"
+    );
     assert!(!report.reasons.is_empty());
     let codes: Vec<_> = report.reasons.iter().map(|r| r.code()).collect();
     assert!(codes.contains(&"sim_not_trusted"), "{codes:?}");
     // Plain requests fail at the handshake too.
-    assert!(
-        common::client::request(a.local_addr, common::verifier(false, a.issued_at), "GET", "/health", None)
-            .await
-            .is_err()
-    );
+    assert!(common::client::request(
+        a.local_addr,
+        common::verifier(false, a.issued_at),
+        "GET",
+        "/health",
+        None
+    )
+    .await
+    .is_err());
     a.shutdown().await;
 }
 
@@ -165,10 +218,20 @@ async fn client_without_the_sim_root_fails_the_handshake_with_a_reason() {
 async fn bad_nonce_is_a_json_400() {
     let dir = tempfile::tempdir().unwrap();
     let a = agent(dir.path()).await;
-    for q in ["/attestation", "/attestation?nonce=zz", "/attestation?nonce="] {
-        let r = common::client::request(a.local_addr, common::verifier(true, a.issued_at), "GET", q, None)
-            .await
-            .unwrap();
+    for q in [
+        "/attestation",
+        "/attestation?nonce=zz",
+        "/attestation?nonce=",
+    ] {
+        let r = common::client::request(
+            a.local_addr,
+            common::verifier(true, a.issued_at),
+            "GET",
+            q,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.status, 400, "{q}");
         assert_eq!(r.json()["error"]["type"], "invalid_request");
     }

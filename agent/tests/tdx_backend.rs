@@ -1,6 +1,11 @@
 //! The TDX backend against fixture trees: configfs-tsm protocol (with a fake kernel
 //! playing configfs' part on a temp directory), RTMR3 sysfs file, CCEL.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
@@ -93,7 +98,10 @@ fn generation_change_during_quote_is_refused() {
     };
     let e = request_quote(&k, root.path(), "q1", &report_data()).unwrap_err();
     assert!(matches!(e, TeeError::Tsm { .. }), "{e}");
-    assert!(e.to_string().contains("generation changed from 1 to 2"), "{e}");
+    assert!(
+        e.to_string().contains("generation changed from 1 to 2"),
+        "{e}"
+    );
     // The entry is removed on the error path too.
     assert_eq!(k.removed.get(), 1);
     assert!(!root.path().join("q1").exists());
@@ -152,7 +160,10 @@ fn quote_without_any_interface_names_both_paths() {
     let root = tempfile::tempdir().unwrap();
     let e = backend(root.path()).quote(&report_data()).unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("tsm/report") && msg.contains("tdx_guest"), "{msg}");
+    assert!(
+        msg.contains("tsm/report") && msg.contains("tdx_guest"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -30,7 +30,9 @@ fn minimal_config_gets_defaults() {
 
 #[test]
 fn unknown_key_in_nested_table_names_its_path() {
-    let e = err_of(&format!("{MINIMAL}\n[engine.restart]\ninitial_backoff = 5\n"));
+    let e = err_of(&format!(
+        "{MINIMAL}\n[engine.restart]\ninitial_backoff = 5\n"
+    ));
     assert_eq!(e.field(), "engine.restart.initial_backoff", "{e}");
 }
 
@@ -100,9 +102,8 @@ fn reserved_engine_env_is_refused() {
 
 #[test]
 fn known_answer_digest_must_be_hex() {
-    let text = format!(
-        "{MINIMAL}\n[engine.known_answer]\nprompt = \"hi\"\nexpected_sha256 = \"xyz\"\n"
-    );
+    let text =
+        format!("{MINIMAL}\n[engine.known_answer]\nprompt = \"hi\"\nexpected_sha256 = \"xyz\"\n");
     assert_eq!(err_of(&text).field(), "engine.known_answer.expected_sha256");
 }
 

@@ -133,9 +133,13 @@ impl Probe {
             what: "GET /v1/models",
             why: e.to_string(),
         })?;
-        let listed = v["data"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|m| m["id"].as_str() == Some(model)));
+        let listed = v
+            .get("data")
+            .and_then(serde_json::Value::as_array)
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|m| m.get("id").and_then(serde_json::Value::as_str) == Some(model))
+            });
         if listed {
             Ok(())
         } else {
@@ -168,7 +172,10 @@ impl Probe {
             what: "known-answer POST /v1/completions",
             why: e.to_string(),
         })?;
-        let text = v["choices"][0]["text"].as_str().unwrap_or_default();
+        let text = v
+            .pointer("/choices/0/text")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
         let got = known_answer_digest(text);
         if got.eq_ignore_ascii_case(&ka.expected_sha256) {
             Ok(Some(got))

@@ -213,21 +213,27 @@ async fn wait_ready(probe: &Probe, deadline: Instant) -> Result<(), String> {
     loop {
         match probe.health().await {
             Ok(()) => break,
-            Err(e) if Instant::now() >= deadline => return Err(format!("{}: {e}", timeout("/health 200"))),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("{}: {e}", timeout("/health 200")))
+            }
             Err(_) => sleep(READY_POLL).await,
         }
     }
     loop {
         match probe.model_listed().await {
             Ok(()) => break,
-            Err(e) if Instant::now() >= deadline => return Err(format!("{}: {e}", timeout("model listed"))),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(format!("{}: {e}", timeout("model listed")))
+            }
             Err(_) => sleep(READY_POLL).await,
         }
     }
     // A wrong answer is not transient: restart rather than poll.
     match probe.known_answer().await {
         Ok(Some(digest)) => tracing::info!(%digest, "engine known-answer check passed"),
-        Ok(None) => tracing::warn!("no engine.known_answer configured: engine output is not checked"),
+        Ok(None) => {
+            tracing::warn!("no engine.known_answer configured: engine output is not checked")
+        }
         Err(e) => return Err(e.to_string()),
     }
     Ok(())

@@ -40,7 +40,9 @@ pub(super) fn attest_all(nonce: &[u8; 32]) -> Result<GpuOutcome, GpuError> {
         let report = dev
             .confidential_compute_gpu_attestation_report(*nonce)
             .map_err(nvml_err)?;
-        let certs = dev.confidential_compute_gpu_certificate().map_err(nvml_err)?;
+        let certs = dev
+            .confidential_compute_gpu_certificate()
+            .map_err(nvml_err)?;
         let arch = dev
             .architecture()
             .map(|a| a.to_string().to_ascii_uppercase())

@@ -30,7 +30,11 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("cocoon_agent");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "HTTP requests by route and status", requests.clone());
+        registry.register(
+            "requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
         let prompt_tokens = Counter::default();
         registry.register(
             "prompt_tokens",
@@ -63,7 +67,11 @@ impl Metrics {
             quote_seconds.clone(),
         );
         let receipts = Counter::default();
-        registry.register("receipts", "Receipts appended to the ledger", receipts.clone());
+        registry.register(
+            "receipts",
+            "Receipts appended to the ledger",
+            receipts.clone(),
+        );
         let in_flight = Gauge::default();
         registry.register(
             "in_flight_requests",

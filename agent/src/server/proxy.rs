@@ -59,7 +59,11 @@ struct Peek<'a> {
 }
 
 /// The engine answered something; how to send it on.
-pub async fn forward(state: &Arc<AppState>, route: &'static str, req: Request<Incoming>) -> Response<RespBody> {
+pub async fn forward(
+    state: &Arc<AppState>,
+    route: &'static str,
+    req: Request<Incoming>,
+) -> Response<RespBody> {
     if !state.engine.is_ready() {
         return errors::engine_unavailable(&state.engine.unavailable_reason());
     }
@@ -94,10 +98,7 @@ pub async fn forward(state: &Arc<AppState>, route: &'static str, req: Request<In
         (body, None)
     };
 
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str());
+    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let mut up = Request::new(Full::new(upstream_body.clone()));
     *up.method_mut() = parts.method.clone();
     *up.uri_mut() = match format!("{}{path}", state.upstream_base).parse() {
@@ -106,8 +107,10 @@ pub async fn forward(state: &Arc<AppState>, route: &'static str, req: Request<In
     };
     copy_headers(&parts.headers, up.headers_mut(), true);
     if billed {
-        up.headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(upstream_body.len()));
+        up.headers_mut().insert(
+            header::CONTENT_LENGTH,
+            HeaderValue::from(upstream_body.len()),
+        );
     }
 
     let resp = match state.client.request(up).await {
@@ -127,9 +130,8 @@ pub async fn forward(state: &Arc<AppState>, route: &'static str, req: Request<In
 
 /// Force `stream_options.include_usage` on a stream request; the tap takes the
 /// usage chunk out again when the client did not ask for it.
-fn rewrite_stream_request(
-    body: &[u8],
-) -> Result<(Bytes, Option<SseUsageTap>), Response<RespBody>> {
+#[allow(clippy::result_large_err)] // the error is the answer itself, built once
+fn rewrite_stream_request(body: &[u8]) -> Result<(Bytes, Option<SseUsageTap>), Response<RespBody>> {
     let mut v: serde_json::Value = serde_json::from_slice(body)
         .map_err(|e| errors::bad_request(&format!("request body is not JSON: {e}")))?;
     let prep = prepare_stream_request(&mut v).map_err(|e| errors::bad_request(&e.to_string()))?;
@@ -138,6 +140,7 @@ fn rewrite_stream_request(
 }
 
 /// Read a request body up to `limit` bytes; an oversized one is a JSON 413.
+#[allow(clippy::result_large_err)]
 async fn read_body(
     headers: &HeaderMap,
     body: Incoming,
@@ -187,7 +190,9 @@ async fn whole(
                     );
                 }
             }
-            Err(e) => tracing::warn!(error = %e, route, "answer without readable usage: not billed"),
+            Err(e) => {
+                tracing::warn!(error = %e, route, "answer without readable usage: not billed")
+            }
         }
     }
     let mut out = Response::new(RespBody::full(bytes));
@@ -236,7 +241,9 @@ fn stream(
                 Some(Ok(f)) => f,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "engine stream broke off");
-                    let _ = tx.send(stream_error("the inference engine stopped mid-stream")).await;
+                    let _ = tx
+                        .send(stream_error("the inference engine stopped mid-stream"))
+                        .await;
                     return;
                 }
                 None => {
@@ -245,16 +252,22 @@ fn stream(
                         let _ = tx.send(rest).await;
                     }
                     // Closed without `[DONE]`: not a completed request, no receipt.
-                    let _ = tx.send(stream_error("the inference engine ended the stream early")).await;
+                    let _ = tx
+                        .send(stream_error("the inference engine ended the stream early"))
+                        .await;
                     return;
                 }
             };
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             let out = match tap.feed(&data) {
                 Ok(out) => out,
                 Err(e) => {
                     tracing::warn!(error = %e, "engine stream is not SSE");
-                    let _ = tx.send(stream_error("the inference engine sent a malformed stream")).await;
+                    let _ = tx
+                        .send(stream_error("the inference engine sent a malformed stream"))
+                        .await;
                     return;
                 }
             };
@@ -273,7 +286,9 @@ fn stream(
                 Some(usage) => {
                     if let Err(e) = state.billing.record(route, model.as_deref(), usage).await {
                         tracing::error!(error = %e, "receipt not recorded: stream not completed");
-                        let _ = tx.send(stream_error("the receipt ledger is unavailable")).await;
+                        let _ = tx
+                            .send(stream_error("the receipt ledger is unavailable"))
+                            .await;
                         return;
                     }
                 }
@@ -298,7 +313,9 @@ mod tests {
 
     #[test]
     fn done_is_split_off_at_its_line() {
-        let (a, b) = split_done(Bytes::from_static(b"data: {\"usage\":1}\n\ndata: [DONE]\n\n"));
+        let (a, b) = split_done(Bytes::from_static(
+            b"data: {\"usage\":1}\n\ndata: [DONE]\n\n",
+        ));
         assert_eq!(&a[..], b"data: {\"usage\":1}\n\n");
         assert_eq!(&b[..], b"data: [DONE]\n\n");
         let (a, b) = split_done(Bytes::from_static(b"data: [DONE]\n\n"));

@@ -43,11 +43,7 @@ pub fn sim() -> &'static SimFiles {
         let pki_dir = dir.path().join("pki");
         pki.save(&pki_dir).unwrap();
         let registers = dir.path().join("sim-registers.json");
-        std::fs::write(
-            &registers,
-            format!("{{\"mrtd\": \"{}\"}}", &MRTD_HEX[..96]),
-        )
-        .unwrap();
+        std::fs::write(&registers, format!("{{\"mrtd\": \"{}\"}}", &MRTD_HEX[..96])).unwrap();
         SimFiles {
             root_der: pki.root_ca_der().to_vec(),
             pki_dir,

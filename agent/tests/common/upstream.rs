@@ -97,7 +97,9 @@ fn sse(req: &serde_json::Value) -> Response<Body> {
             let chunk = format!("data: {{\"choices\":[],\"usage\":{USAGE}}}\n\n");
             let _ = tx.send(Ok(Frame::data(Bytes::from(chunk)))).await;
         }
-        let _ = tx.send(Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n")))).await;
+        let _ = tx
+            .send(Ok(Frame::data(Bytes::from_static(b"data: [DONE]\n\n"))))
+            .await;
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))

@@ -43,12 +43,13 @@ nix::ioctl_read!(tdx_get_quote, b'T', 4, TdxQuoteReq);
 
 /// The GET_QUOTE buffer for a TDREPORT, `QUOTE_BUF_LEN` bytes long.
 pub fn build_quote_request(tdreport: &[u8; TDX_REPORT_LEN]) -> Vec<u8> {
-    // 16-byte QGS header + report_size + id_list_size + report: 1048, fits u32.
-    let qgs_len: u32 = QGS_HEADER_LEN + 8 + TDX_REPORT_LEN as u32;
+    // 16-byte QGS header + report_size + id_list_size + report.
+    const QGS_LEN: u32 = QGS_HEADER_LEN + 8 + TDX_REPORT_LEN as u32;
+    let qgs_len = QGS_LEN;
     let mut buf = Vec::with_capacity(QUOTE_BUF_LEN);
     buf.extend_from_slice(&1u64.to_le_bytes()); // version
     buf.extend_from_slice(&0u64.to_le_bytes()); // status, set by the VMM
-    buf.extend_from_slice(&(qgs_len + 4).to_le_bytes()); // in_len: length prefix + message
+    buf.extend_from_slice(&(QGS_LEN + 4).to_le_bytes()); // in_len: length prefix + message
     buf.extend_from_slice(&0u32.to_le_bytes()); // out_len, set by the VMM
     buf.extend_from_slice(&qgs_len.to_be_bytes());
     buf.extend_from_slice(&1u16.to_le_bytes()); // QGS major version
@@ -77,7 +78,10 @@ pub fn parse_quote_response(buf: &[u8]) -> Result<Vec<u8>, ParseError> {
         ));
     }
     let _in_len = r.u32_le("tdx_quote_hdr.in_len")?;
-    let out_len = r.len_u32_le("tdx_quote_hdr.out_len", QUOTE_BUF_LEN.saturating_sub(HDR_LEN))?;
+    let out_len = r.len_u32_le(
+        "tdx_quote_hdr.out_len",
+        QUOTE_BUF_LEN.saturating_sub(HDR_LEN),
+    )?;
     let mut data = r.sub(out_len, "tdx_quote_hdr.data")?;
     let msg_len_at = data.offset();
     let msg_len = data.u32_be("qgs message length")? as usize;
@@ -145,6 +149,7 @@ pub(super) fn get_quote(device: &Path, report_data: &[u8; 64]) -> Result<Vec<u8>
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -186,7 +191,10 @@ mod tests {
     #[test]
     fn response_yields_the_quote() {
         let quote = b"\x04\x00\x02\x00quote bytes".to_vec();
-        assert_eq!(parse_quote_response(&response(&quote, 0, 0)).unwrap(), quote);
+        assert_eq!(
+            parse_quote_response(&response(&quote, 0, 0)).unwrap(),
+            quote
+        );
     }
 
     #[test]
