@@ -237,3 +237,65 @@ async fn bad_nonce_is_a_json_400() {
     }
     a.shutdown().await;
 }
+
+/// The dev image boots with swtpm: RTMR0-2 of the sim quote come from the TPM log's
+/// TD view, and the log is served so a verifier can replay it against the quote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tpm_log_gives_rtmr0_2_and_is_served() {
+    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../measurements/tests/fixtures/swtpm-uki-boot/eventlog.bin");
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::sim_config(dir.path(), "kind = \"none\"", "").replace(
+        &format!("{:?}", dir.path().join("no-tpm-log").display().to_string()),
+        &format!("{:?}", log.display().to_string()),
+    );
+    let a = boot::start(common::load(dir.path(), &text)).await.unwrap();
+    let nonce = [7u8; 8];
+    let report = connect_and_attest(
+        &format!("https://{}", a.local_addr),
+        common::verifier(true, a.issued_at),
+        &nonce,
+    )
+    .await
+    .unwrap();
+    assert!(report.accepted, "{:?}", report.reasons);
+
+    let r = common::client::request(
+        a.local_addr,
+        common::verifier(true, a.issued_at),
+        "GET",
+        "/attestation?nonce=0707",
+        None,
+    )
+    .await
+    .unwrap();
+    let v = r.json();
+    assert_eq!(v["boot_event_log_format"], "tpm");
+    use base64::Engine as _;
+    let served = base64::engine::general_purpose::STANDARD
+        .decode(v["boot_event_log_b64"].as_str().unwrap())
+        .unwrap();
+    let bytes = std::fs::read(&log).unwrap();
+    assert_eq!(served, bytes);
+    // The quote's RTMR0-2 are the log's TD view.
+    let view = cocoon_measurements::eventlog::EventLog::parse(
+        &bytes,
+        cocoon_measurements::eventlog::FormatChoice::Tpm,
+    )
+    .unwrap()
+    .td_view()
+    .unwrap();
+    let quote = hex::decode(v["quote_hex"].as_str().unwrap()).unwrap();
+    let q = cocoon_measurements::quote::Quote::parse(&quote).unwrap();
+    assert_eq!(q.td_report.rtmr0, view.rtmr0);
+    assert_eq!(q.td_report.rtmr1, view.rtmr1);
+    assert_eq!(q.td_report.rtmr2, view.rtmr2);
+    // RTMR3 is the runtime log's replay.
+    let events: Vec<cocoon_measurements::ratls::RuntimeEvent> =
+        serde_json::from_value(v["runtime_event_log"].clone()).unwrap();
+    assert_eq!(
+        q.td_report.rtmr3,
+        cocoon_measurements::ratls::replay(&events)
+    );
+    a.shutdown().await;
+}
