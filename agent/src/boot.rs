@@ -176,8 +176,10 @@ pub async fn start_with_tee(
     })?;
 
     let metrics = Arc::new(Metrics::new());
-    let client =
-        upstream::client(usize::try_from(cfg.limits.max_concurrent_requests).unwrap_or(256));
+    let client = upstream::UpstreamClient::new(
+        cfg.engine.port,
+        usize::try_from(cfg.limits.max_concurrent_requests).unwrap_or(256),
+    );
     let engine = Arc::new(EngineStatus::new(match cfg.engine.kind {
         EngineKind::None => EngineState::Disabled,
         EngineKind::Vllm => EngineState::Starting,
@@ -192,7 +194,6 @@ pub async fn start_with_tee(
     let state = Arc::new(AppState {
         engine: engine.clone(),
         client: client.clone(),
-        upstream_base: format!("http://127.0.0.1:{}", cfg.engine.port),
         limits: cfg.limits.clone(),
         limiter: Arc::new(Semaphore::new(
             usize::try_from(cfg.limits.max_concurrent_requests).unwrap_or(usize::MAX),
@@ -212,7 +213,6 @@ pub async fn start_with_tee(
         EngineKind::Vllm => {
             let probe = Probe::new(
                 client,
-                cfg.engine.port,
                 cfg.engine.served_model_name.clone(),
                 cfg.engine.known_answer.clone(),
             );

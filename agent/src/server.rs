@@ -39,8 +39,6 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct AppState {
     pub engine: Arc<EngineStatus>,
     pub client: UpstreamClient,
-    /// `http://127.0.0.1:<engine.port>`.
-    pub upstream_base: String,
     pub limits: Limits,
     pub limiter: Arc<Semaphore>,
     pub metrics: Arc<Metrics>,
@@ -196,6 +194,9 @@ pub async fn serve(
             let svc = service_fn(move |req| handle(state.clone(), req));
             let conn = http1::Builder::new()
                 .keep_alive(true)
+                // One buffer per response: one TLS record (and one AEAD seal) instead of
+                // separate records for the head and the body.
+                .writev(false)
                 .serve_connection(TokioIo::new(tls), svc);
             tokio::pin!(conn);
             tokio::select! {

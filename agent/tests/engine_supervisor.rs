@@ -69,10 +69,9 @@ expected_sha256 = "{}"
     );
     let engine: EngineConfig = toml::from_str(&text).unwrap();
     let command = EngineCommand::from_config(&engine, dir.path());
-    let client = cocoon_agent::upstream::client(4);
+    let client = cocoon_agent::upstream::UpstreamClient::new(port, 4);
     let probe = Probe::new(
         client,
-        port,
         engine.served_model_name.clone(),
         engine.known_answer.clone(),
     );

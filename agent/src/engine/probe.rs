@@ -36,7 +36,6 @@ pub fn known_answer_digest(text: &str) -> String {
 #[derive(Clone)]
 pub struct Probe {
     client: UpstreamClient,
-    base: String,
     model: Option<String>,
     known_answer: Option<KnownAnswer>,
 }
@@ -44,13 +43,11 @@ pub struct Probe {
 impl Probe {
     pub fn new(
         client: UpstreamClient,
-        port: u16,
         model: Option<String>,
         known_answer: Option<KnownAnswer>,
     ) -> Self {
         Probe {
             client,
-            base: format!("http://127.0.0.1:{port}"),
             model,
             known_answer,
         }
@@ -65,9 +62,7 @@ impl Probe {
         timeout: Duration,
     ) -> Result<Bytes, ProbeError> {
         let http = |why: String| ProbeError::Http { what, why };
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
+        let mut req = Request::builder().method(method).uri(path);
         if body.is_some() {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
@@ -75,7 +70,7 @@ impl Probe {
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| http(e.to_string()))?;
         let fut = async {
-            let resp = self
+            let (resp, _lease) = self
                 .client
                 .request(req)
                 .await

@@ -21,6 +21,7 @@ use super::body::RespBody;
 use super::errors;
 use super::AppState;
 use crate::accounting::{prepare_stream_request, SseUsageTap, UsageTokens};
+use crate::upstream::Lease;
 
 /// Largest engine answer read whole (a non-stream completion of a long context).
 const MAX_UPSTREAM_BODY: usize = 64 << 20;
@@ -101,7 +102,7 @@ pub async fn forward(
     let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let mut up = Request::new(Full::new(upstream_body.clone()));
     *up.method_mut() = parts.method.clone();
-    *up.uri_mut() = match format!("{}{path}", state.upstream_base).parse() {
+    *up.uri_mut() = match hyper::Uri::try_from(path) {
         Ok(u) => u,
         Err(_) => return errors::bad_request("request path is not a valid URI"),
     };
@@ -113,7 +114,7 @@ pub async fn forward(
         );
     }
 
-    let resp = match state.client.request(up).await {
+    let (resp, lease) = match state.client.request(up).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "engine request failed");
@@ -122,9 +123,9 @@ pub async fn forward(
     };
     match tap {
         Some(tap) if resp.status() == StatusCode::OK => {
-            stream(state.clone(), route, model, resp, tap, permit)
+            stream(state.clone(), route, model, resp, lease, tap, permit)
         }
-        _ => whole(state, route, billed, model, resp).await,
+        _ => whole(state, route, billed, model, resp, lease).await,
     }
 }
 
@@ -169,10 +170,15 @@ async fn whole(
     billed: bool,
     model: Option<String>,
     resp: Response<Incoming>,
+    lease: Lease,
 ) -> Response<RespBody> {
     let (parts, body) = resp.into_parts();
     let bytes = match Limited::new(body, MAX_UPSTREAM_BODY).collect().await {
-        Ok(c) => c.to_bytes(),
+        // The body is read: the connection can serve the next request.
+        Ok(c) => {
+            drop(lease);
+            c.to_bytes()
+        }
         Err(e) => {
             tracing::warn!(error = %e, "engine answer broke off");
             return errors::bad_gateway("the inference engine's answer broke off");
@@ -229,6 +235,7 @@ fn stream(
     route: &'static str,
     model: Option<String>,
     resp: Response<Incoming>,
+    lease: Lease,
     mut tap: SseUsageTap,
     permit: OwnedSemaphorePermit,
 ) -> Response<RespBody> {
@@ -236,6 +243,7 @@ fn stream(
     let (tx, rx) = mpsc::channel::<Bytes>(STREAM_CHANNEL);
     tokio::spawn(async move {
         let _permit = permit;
+        let _lease = lease;
         loop {
             let frame = match body.frame().await {
                 Some(Ok(f)) => f,
