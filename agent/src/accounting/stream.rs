@@ -154,6 +154,9 @@ impl SseUsageTap {
 
     /// Takes the next upstream bytes; returns the bytes to send to the client now:
     /// every event completed by this chunk (minus a stripped usage chunk).
+    ///
+    /// `EventTooLarge` means the upstream is not sending SSE events: abort the
+    /// response (the tap keeps no usable state past it).
     pub fn feed(&mut self, chunk: &[u8]) -> Result<Bytes, StreamError> {
         self.held.extend_from_slice(chunk);
         let mut event_start = 0usize;

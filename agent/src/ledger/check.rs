@@ -1,0 +1,474 @@
+//! The chain checker shared by [`super::verify`] and [`super::Ledger::open`]: feeds on
+//! lines, collects every problem with its line number, sums the totals.
+#![deny(clippy::arithmetic_side_effects)]
+
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+use super::lines::RawLine;
+use super::record::{
+    parse_public_key, Body, EpochBody, ParsedLine, ReceiptBody, FORMAT, GENESIS_PREV,
+};
+use crate::accounting::{Pricing, PricingError};
+
+/// Most problems kept in a report; a mangled file could otherwise yield one per line.
+pub const MAX_PROBLEMS: usize = 10_000;
+
+/// What is wrong with a line. `code()` strings are stable for scripts and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProblemCode {
+    /// Not a JSON record of a known kind (garbage, unknown field, bad `sig` encoding).
+    Malformed,
+    /// Longer than the line cap; not parsed.
+    LineTooLong,
+    /// The bytes differ from the canonical encoding of the parsed fields.
+    NonCanonical,
+    /// `prev` is not the hash of the line before: something before this line was
+    /// removed, edited or moved.
+    PrevMismatch,
+    /// `seq` skips numbers that appear nowhere after it: records were removed.
+    RecordsMissing,
+    /// `seq` goes backwards, or skips numbers that appear later: lines were moved (or
+    /// one was duplicated).
+    Reordered,
+    /// The signature does not verify with the epoch's key: the record was edited or its
+    /// signature forged.
+    BadSignature,
+    /// A receipt before any epoch record: no key to check it with.
+    NoEpoch,
+    /// An epoch's `receipt_public_key` is not an Ed25519 public key.
+    BadKey,
+    /// An epoch's `format` is not the one this verifier reads.
+    UnknownFormat,
+    /// An epoch's pricing shares do not add up to 10000 bps.
+    BadPricing,
+    /// A receipt's `nanoton_per_token` differs from its epoch's pricing.
+    PriceMismatch,
+    /// A receipt's amounts differ from tokens x price and the epoch's split.
+    AmountMismatch,
+    /// A receipt's `owner_address` differs from its epoch's.
+    OwnerMismatch,
+    /// The sums overflow 64 bits.
+    TotalsOverflow,
+    /// Warning: the last line has no `\n` (a write torn by a crash; never acknowledged).
+    TornTail,
+}
+
+impl ProblemCode {
+    pub fn code(self) -> &'static str {
+        match self {
+            ProblemCode::Malformed => "malformed",
+            ProblemCode::LineTooLong => "line_too_long",
+            ProblemCode::NonCanonical => "non_canonical",
+            ProblemCode::PrevMismatch => "prev_mismatch",
+            ProblemCode::RecordsMissing => "records_missing",
+            ProblemCode::Reordered => "reordered",
+            ProblemCode::BadSignature => "bad_signature",
+            ProblemCode::NoEpoch => "no_epoch",
+            ProblemCode::BadKey => "bad_key",
+            ProblemCode::UnknownFormat => "unknown_format",
+            ProblemCode::BadPricing => "bad_pricing",
+            ProblemCode::PriceMismatch => "price_mismatch",
+            ProblemCode::AmountMismatch => "amount_mismatch",
+            ProblemCode::OwnerMismatch => "owner_mismatch",
+            ProblemCode::TotalsOverflow => "totals_overflow",
+            ProblemCode::TornTail => "torn_tail",
+        }
+    }
+}
+
+/// One problem, at a 1-based line number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub line: u64,
+    pub code: ProblemCode,
+    pub detail: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}: {}: {}",
+            self.line,
+            self.code.code(),
+            self.detail
+        )
+    }
+}
+
+/// Sums over receipts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    pub receipts: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_nanoton: u64,
+    pub worker_nanoton: u64,
+    pub proxy_nanoton: u64,
+}
+
+impl Totals {
+    /// Adds one receipt; `None` on overflow (self unchanged).
+    pub fn checked_add(&self, r: &ReceiptBody) -> Option<Totals> {
+        Some(Totals {
+            receipts: self.receipts.checked_add(1)?,
+            prompt_tokens: self.prompt_tokens.checked_add(r.prompt_tokens)?,
+            completion_tokens: self.completion_tokens.checked_add(r.completion_tokens)?,
+            total_nanoton: self.total_nanoton.checked_add(r.total_nanoton)?,
+            worker_nanoton: self.worker_nanoton.checked_add(r.worker_nanoton)?,
+            proxy_nanoton: self.proxy_nanoton.checked_add(r.proxy_nanoton)?,
+        })
+    }
+}
+
+/// An epoch as the report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochSummary {
+    pub line: u64,
+    pub seq: u64,
+    pub receipt_public_key: String,
+    pub worker_address: String,
+    pub owner_address: String,
+    pub pricing: Pricing,
+    /// The epoch carries attestation evidence (not checked here: the verifier of the
+    /// quote pins its own policy).
+    pub attested: bool,
+    pub time_ms: u64,
+    /// Receipts of this epoch.
+    pub totals: Totals,
+}
+
+struct Current {
+    key: Option<VerifyingKey>,
+    pricing: Pricing,
+    owner: String,
+}
+
+/// Chain state after the lines fed so far.
+pub struct Checker {
+    prev_hash: [u8; 32],
+    max_seq: Option<u64>,
+    current: Option<Current>,
+    /// (line, first missing seq, first seq after the gap)
+    gaps: Vec<(u64, u64, u64)>,
+    backward: Vec<u64>,
+    problems: Vec<Problem>,
+    problems_omitted: u64,
+    overflow_reported: bool,
+    pub lines: u64,
+    pub records: u64,
+    pub totals: Totals,
+    pub epochs: Vec<EpochSummary>,
+    /// Offset just past the last `\n`-terminated line.
+    pub committed_end: u64,
+    /// The unterminated last line, if any: (line number, start offset, length).
+    pub torn_tail: Option<(u64, u64, u64)>,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Checker::new()
+    }
+}
+
+impl Checker {
+    pub fn new() -> Checker {
+        Checker {
+            prev_hash: [0; 32],
+            max_seq: None,
+            current: None,
+            gaps: Vec::new(),
+            backward: Vec::new(),
+            problems: Vec::new(),
+            problems_omitted: 0,
+            overflow_reported: false,
+            lines: 0,
+            records: 0,
+            totals: Totals::default(),
+            epochs: Vec::new(),
+            committed_end: 0,
+            torn_tail: None,
+        }
+    }
+
+    /// Hash of the last complete line (`prev` of the next record).
+    pub fn head_hash(&self) -> [u8; 32] {
+        self.prev_hash
+    }
+
+    /// `seq` the next record must carry.
+    pub fn next_seq(&self) -> u64 {
+        self.max_seq.map_or(0, |s| s.saturating_add(1))
+    }
+
+    fn problem(&mut self, line: u64, code: ProblemCode, detail: impl Into<String>) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem {
+                line,
+                code,
+                detail: detail.into(),
+            });
+        } else {
+            self.problems_omitted = self.problems_omitted.saturating_add(1);
+        }
+    }
+
+    pub fn push(&mut self, raw: &RawLine) {
+        if !raw.terminated {
+            // Not part of the chain: it was never acknowledged (module docs of writer).
+            self.torn_tail = Some((raw.no, raw.start, raw.end.saturating_sub(raw.start)));
+            return;
+        }
+        self.lines = raw.no;
+        self.committed_end = raw.end;
+        let expected_prev = self.prev_hash;
+        self.prev_hash = raw.hash;
+        let Some(bytes) = raw.bytes.as_deref() else {
+            self.problem(raw.no, ProblemCode::LineTooLong, "line longer than 1 MiB");
+            return;
+        };
+        let parsed = match ParsedLine::parse(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.problem(raw.no, ProblemCode::Malformed, e.to_string());
+                return;
+            }
+        };
+        self.records = self.records.saturating_add(1);
+        if !parsed.is_canonical {
+            self.problem(
+                raw.no,
+                ProblemCode::NonCanonical,
+                "bytes differ from the canonical encoding of the fields",
+            );
+        }
+        let want_prev = if raw.no == 1 {
+            GENESIS_PREV.to_string()
+        } else {
+            hex::encode(expected_prev)
+        };
+        if parsed.body.prev() != want_prev {
+            self.problem(
+                raw.no,
+                ProblemCode::PrevMismatch,
+                format!(
+                    "prev {} != hash of the line before {}",
+                    parsed.body.prev(),
+                    want_prev
+                ),
+            );
+        }
+        self.check_seq(raw.no, parsed.body.seq());
+        match &parsed.body {
+            Body::Epoch(e) => self.epoch(raw.no, e, &parsed),
+            Body::Receipt(r) => self.receipt(raw.no, r, &parsed),
+        }
+    }
+
+    fn check_seq(&mut self, line: u64, seq: u64) {
+        let expected = self.next_seq();
+        if seq == expected {
+            self.max_seq = Some(seq);
+        } else if seq > expected {
+            // Removed or moved: decided in finish(), once later lines were seen.
+            self.gaps.push((line, expected, seq));
+            self.max_seq = Some(seq);
+        } else {
+            self.backward.push(seq);
+            self.problem(
+                line,
+                ProblemCode::Reordered,
+                format!("seq {seq} after seq {}", expected.saturating_sub(1)),
+            );
+        }
+    }
+
+    fn epoch(&mut self, line: u64, e: &EpochBody, parsed: &ParsedLine) {
+        if e.format != FORMAT {
+            self.problem(
+                line,
+                ProblemCode::UnknownFormat,
+                format!("format {:?}, expected {FORMAT:?}", e.format),
+            );
+        }
+        let key = parse_public_key(&e.receipt_public_key);
+        match &key {
+            None => self.problem(
+                line,
+                ProblemCode::BadKey,
+                "receipt_public_key is not an Ed25519 public key",
+            ),
+            Some(k) if !parsed.signature_valid(k) => self.problem(
+                line,
+                ProblemCode::BadSignature,
+                "epoch signature does not verify with its receipt_public_key",
+            ),
+            Some(_) => {}
+        }
+        if let Err(err) = e.pricing.validate() {
+            self.problem(line, ProblemCode::BadPricing, err.to_string());
+        }
+        self.current = Some(Current {
+            key,
+            pricing: e.pricing,
+            owner: e.owner_address.clone(),
+        });
+        self.epochs.push(EpochSummary {
+            line,
+            seq: e.seq,
+            receipt_public_key: e.receipt_public_key.clone(),
+            worker_address: e.worker_address.clone(),
+            owner_address: e.owner_address.clone(),
+            pricing: e.pricing,
+            attested: e.attestation.as_ref().is_some_and(|a| !a.is_null()),
+            time_ms: e.time_ms,
+            totals: Totals::default(),
+        });
+    }
+
+    fn receipt(&mut self, line: u64, r: &ReceiptBody, parsed: &ParsedLine) {
+        let Some(cur) = self.current.as_ref() else {
+            self.problem(
+                line,
+                ProblemCode::NoEpoch,
+                "receipt before any epoch record",
+            );
+            self.add_totals(line, r);
+            return;
+        };
+        let sig_ok = cur.key.as_ref().is_some_and(|k| parsed.signature_valid(k));
+        let price_ok = r.nanoton_per_token == cur.pricing.nanoton_per_token;
+        let owner_ok = r.owner_address == cur.owner;
+        let pricing = cur.pricing;
+        if !sig_ok {
+            self.problem(
+                line,
+                ProblemCode::BadSignature,
+                "receipt signature does not verify with the epoch's key",
+            );
+        }
+        if !price_ok {
+            self.problem(
+                line,
+                ProblemCode::PriceMismatch,
+                format!(
+                    "nanoton_per_token {} != epoch's {}",
+                    r.nanoton_per_token, pricing.nanoton_per_token
+                ),
+            );
+        }
+        // Amounts follow from the receipt's own price so a price change is reported
+        // once (price_mismatch), not twice.
+        let own = r
+            .prompt_tokens
+            .checked_add(r.completion_tokens)
+            .map(|tokens| {
+                Pricing {
+                    nanoton_per_token: r.nanoton_per_token,
+                    ..pricing
+                }
+                .split(tokens)
+            });
+        match own {
+            Some(Ok(a))
+                if (a.total, a.worker, a.proxy)
+                    == (r.total_nanoton, r.worker_nanoton, r.proxy_nanoton) => {}
+            Some(Ok(a)) => self.problem(
+                line,
+                ProblemCode::AmountMismatch,
+                format!(
+                    "({} + {}) tokens x {} = total {} worker {} proxy {}; receipt says total {} worker {} proxy {}",
+                    r.prompt_tokens, r.completion_tokens, r.nanoton_per_token, a.total, a.worker, a.proxy,
+                    r.total_nanoton, r.worker_nanoton, r.proxy_nanoton
+                ),
+            ),
+            // The epoch's bad_pricing already says why no split exists.
+            Some(Err(PricingError::SharesDoNotSum { .. })) => {}
+            Some(Err(PricingError::Overflow { .. })) | None => self.problem(
+                line,
+                ProblemCode::AmountMismatch,
+                "tokens x price overflows 64 bits",
+            ),
+        }
+        if !owner_ok {
+            self.problem(
+                line,
+                ProblemCode::OwnerMismatch,
+                format!(
+                    "owner_address {:?} differs from the epoch's",
+                    r.owner_address
+                ),
+            );
+        }
+        self.add_totals(line, r);
+    }
+
+    fn add_totals(&mut self, line: u64, r: &ReceiptBody) {
+        let genesis = self.totals.checked_add(r);
+        let epoch = match self.epochs.last() {
+            Some(e) => e.totals.checked_add(r).map(Some),
+            None => Some(None),
+        };
+        match (genesis, epoch) {
+            (Some(g), Some(e)) => {
+                self.totals = g;
+                if let (Some(e), Some(last)) = (e, self.epochs.last_mut()) {
+                    last.totals = e;
+                }
+            }
+            _ => {
+                if !self.overflow_reported {
+                    self.overflow_reported = true;
+                    self.problem(
+                        line,
+                        ProblemCode::TotalsOverflow,
+                        "token or nanoTON sums overflow 64 bits",
+                    );
+                }
+            }
+        }
+    }
+
+    /// Ends the walk: classifies seq gaps and returns problems (sorted by line),
+    /// warnings and the count of problems left out past [`MAX_PROBLEMS`].
+    pub fn finish(&mut self) -> (Vec<Problem>, Vec<Problem>, u64) {
+        let mut backward = std::mem::take(&mut self.backward);
+        backward.sort_unstable();
+        for (line, from, to) in std::mem::take(&mut self.gaps) {
+            // A skipped seq that shows up later (it can only show up going backwards)
+            // was moved; one that never shows up was removed.
+            let idx = backward.partition_point(|&s| s < from);
+            let moved = backward.get(idx).is_some_and(|&s| s < to);
+            if moved {
+                self.problem(
+                    line,
+                    ProblemCode::Reordered,
+                    format!("seq {to} where {from} was expected; the skipped seqs appear later"),
+                );
+            } else {
+                let n = to.saturating_sub(from);
+                self.problem(
+                    line,
+                    ProblemCode::RecordsMissing,
+                    format!("seq {to} where {from} was expected: {n} record(s) missing"),
+                );
+            }
+        }
+        let mut problems = std::mem::take(&mut self.problems);
+        problems.sort_by_key(|p| p.line);
+        let mut warnings = Vec::new();
+        if let Some((line, _, len)) = self.torn_tail {
+            warnings.push(Problem {
+                line,
+                code: ProblemCode::TornTail,
+                detail: format!(
+                    "last line has {len} bytes and no newline: a torn write, not part of the chain"
+                ),
+            });
+        }
+        (problems, warnings, self.problems_omitted)
+    }
+}

@@ -1,0 +1,494 @@
+//! Ledger: write, verify, tamper, repair (issue 6, item 7).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+mod ledger_common;
+
+use cocoon_agent::accounting::Pricing;
+use cocoon_agent::ledger::record::{sign_line, ReceiptBody};
+use cocoon_agent::ledger::{
+    verify, verify_reader, Body, Ledger, LedgerError, LedgerHandle, ProblemCode, VerifyError,
+    VerifyReport, LEDGER_FILE,
+};
+use ledger_common::*;
+
+fn codes_at(report: &VerifyReport, line: u64) -> Vec<ProblemCode> {
+    report
+        .problems
+        .iter()
+        .filter(|p| p.line == line)
+        .map(|p| p.code)
+        .collect()
+}
+
+fn all_codes(report: &VerifyReport) -> Vec<ProblemCode> {
+    report.problems.iter().map(|p| p.code).collect()
+}
+
+/// Writes an epoch and `n` receipts; returns the directory.
+fn ledger_with(n: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path(), key(1), epoch()).unwrap();
+    for i in 0..n {
+        let r = ledger.append(&input(i)).unwrap();
+        assert_eq!(r.body.seq, i + 1);
+    }
+    dir
+}
+
+#[test]
+fn receipts_verify_with_independent_totals() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 50;
+    let mut ledger = Ledger::open(dir.path(), key(1), epoch()).unwrap();
+    assert_eq!(ledger.open_report().previous_records, 0);
+    assert_eq!(ledger.open_report().epoch_seq, 0);
+    let (mut prompt, mut completion, mut total, mut worker) = (0u64, 0u64, 0u64, 0u64);
+    for i in 0..n {
+        let r = ledger.append(&input(i)).unwrap();
+        let u = usage(i);
+        // Pricing arithmetic written out here, not through Pricing::split.
+        let t = (u.prompt_tokens + u.completion_tokens) * 20;
+        assert_eq!(r.body.total_nanoton, t);
+        assert_eq!(r.body.worker_nanoton, t * 95 / 100);
+        assert_eq!(r.body.proxy_nanoton, t - t * 95 / 100);
+        prompt += u.prompt_tokens;
+        completion += u.completion_tokens;
+        total += t;
+        worker += t * 95 / 100;
+    }
+    let totals = ledger.totals();
+    assert_eq!(totals.genesis, totals.epoch);
+    assert_eq!(totals.genesis.receipts, n);
+    drop(ledger);
+
+    let report = verify(dir.path()).unwrap();
+    assert!(report.ok, "{}", report.to_text());
+    assert_eq!(report.lines, n + 1);
+    assert_eq!(report.records, n + 1);
+    assert_eq!(report.last_seq, Some(n));
+    assert!(report.warnings.is_empty());
+    let t = report.totals;
+    assert_eq!(
+        (t.receipts, t.prompt_tokens, t.completion_tokens),
+        (n, prompt, completion)
+    );
+    assert_eq!(
+        (t.total_nanoton, t.worker_nanoton, t.proxy_nanoton),
+        (total, worker, total - worker)
+    );
+    assert_eq!(report.epochs.len(), 1);
+    assert!(report.epochs[0].attested);
+    assert_eq!(report.epochs[0].totals, t);
+    assert_eq!(report.epochs[0].owner_address, OWNER);
+
+    // A second boot: new key, new epoch; totals split per epoch.
+    let mut ledger = Ledger::open(dir.path(), key(2), epoch()).unwrap();
+    assert_eq!(ledger.open_report().previous_records, n + 1);
+    assert_eq!(ledger.open_report().epoch_seq, n + 1);
+    for i in 0..5 {
+        ledger.append(&input(1000 + i)).unwrap();
+    }
+    let lt = ledger.totals();
+    assert_eq!(lt.genesis.receipts, n + 5);
+    assert_eq!(lt.epoch.receipts, 5);
+    drop(ledger);
+    let report = verify(dir.path()).unwrap();
+    assert!(report.ok, "{}", report.to_text());
+    assert_eq!(report.epochs.len(), 2);
+    assert_eq!(report.epochs[1].totals, lt.epoch);
+    assert_eq!(report.totals, lt.genesis);
+    assert_eq!(
+        report.epochs[1].receipt_public_key,
+        hex::encode(key(2).verifying_key().as_bytes())
+    );
+}
+
+#[test]
+fn removed_line_is_named() {
+    let dir = ledger_with(20);
+    let mut lines = read_lines(dir.path());
+    lines.remove(9); // line 10 (seq 9)
+    write_lines(dir.path(), &lines);
+    let report = verify(dir.path()).unwrap();
+    assert!(!report.ok);
+    assert_eq!(
+        codes_at(&report, 10),
+        vec![ProblemCode::PrevMismatch, ProblemCode::RecordsMissing]
+    );
+    assert_eq!(report.problems.len(), 2, "{}", report.to_text());
+    assert!(report.problems[1].detail.contains("1 record(s) missing"));
+}
+
+#[test]
+fn edited_token_count_is_named() {
+    let dir = ledger_with(20);
+    let mut lines = read_lines(dir.path());
+    let v: serde_json::Value = serde_json::from_str(&lines[4]).unwrap();
+    let old = v["prompt_tokens"].as_u64().unwrap();
+    lines[4] = lines[4].replacen(
+        &format!("\"prompt_tokens\":{old},"),
+        &format!("\"prompt_tokens\":{},", old + 1),
+        1,
+    );
+    write_lines(dir.path(), &lines);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(
+        codes_at(&report, 5),
+        vec![ProblemCode::BadSignature, ProblemCode::AmountMismatch]
+    );
+    assert_eq!(codes_at(&report, 6), vec![ProblemCode::PrevMismatch]);
+    assert_eq!(report.problems.len(), 3, "{}", report.to_text());
+}
+
+#[test]
+fn swapped_lines_are_named() {
+    let dir = ledger_with(20);
+    let mut lines = read_lines(dir.path());
+    lines.swap(6, 7); // lines 7 and 8
+    write_lines(dir.path(), &lines);
+    let report = verify(dir.path()).unwrap();
+    assert!(codes_at(&report, 7).contains(&ProblemCode::Reordered));
+    assert!(codes_at(&report, 8).contains(&ProblemCode::Reordered));
+    assert!(!all_codes(&report).contains(&ProblemCode::RecordsMissing));
+    assert!(!all_codes(&report).contains(&ProblemCode::BadSignature));
+    // The chain is broken at 7, 8 and 9 (each prev points elsewhere).
+    for l in [7, 8, 9] {
+        assert!(
+            codes_at(&report, l).contains(&ProblemCode::PrevMismatch),
+            "line {l}"
+        );
+    }
+}
+
+#[test]
+fn forged_signature_is_named() {
+    let dir = ledger_with(20);
+    let mut lines = read_lines(dir.path());
+    let mut v: serde_json::Value = serde_json::from_str(&lines[8]).unwrap();
+    let mut sig = hex::decode(v["sig"].as_str().unwrap()).unwrap();
+    sig[10] ^= 0x01;
+    let new_sig = hex::encode(&sig);
+    let old_sig = v["sig"].as_str().unwrap().to_string();
+    lines[8] = lines[8].replace(&old_sig, &new_sig);
+    v["sig"] = new_sig.into();
+    write_lines(dir.path(), &lines);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(codes_at(&report, 9), vec![ProblemCode::BadSignature]);
+    assert_eq!(codes_at(&report, 10), vec![ProblemCode::PrevMismatch]);
+    assert_eq!(report.problems.len(), 2, "{}", report.to_text());
+}
+
+#[test]
+fn resigned_wrong_price_is_named() {
+    // Someone holding the key (not possible outside the TEE, but the check must not
+    // rely on that) signs a receipt whose price differs from the epoch's.
+    let dir = ledger_with(3);
+    let mut lines = read_lines(dir.path());
+    let last: ReceiptBody = match serde_json::from_str::<serde_json::Value>(&lines[3])
+        .map(|mut v| {
+            v.as_object_mut().unwrap().remove("sig");
+            serde_json::from_value::<Body>(v).unwrap()
+        })
+        .unwrap()
+    {
+        Body::Receipt(r) => r,
+        Body::Epoch(_) => panic!("expected a receipt"),
+    };
+    let mut forged = last.clone();
+    forged.seq += 1;
+    forged.prev = hex::encode(sha2_256(lines[3].as_bytes()));
+    forged.nanoton_per_token = 30;
+    let t = (forged.prompt_tokens + forged.completion_tokens) * 30;
+    forged.total_nanoton = t;
+    forged.worker_nanoton = t * 95 / 100;
+    forged.proxy_nanoton = t - t * 95 / 100;
+    let line = sign_line(&Body::Receipt(forged.clone()), &key(1)).unwrap();
+    lines.push(String::from_utf8(line).unwrap());
+    // And one with the right price but a skimmed worker share.
+    let mut skim = last;
+    skim.seq = forged.seq + 1;
+    skim.prev = hex::encode(sha2_256(lines[4].as_bytes()));
+    skim.worker_nanoton -= 1;
+    skim.proxy_nanoton += 1;
+    let line = sign_line(&Body::Receipt(skim), &key(1)).unwrap();
+    lines.push(String::from_utf8(line).unwrap());
+    write_lines(dir.path(), &lines);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(codes_at(&report, 5), vec![ProblemCode::PriceMismatch]);
+    assert_eq!(codes_at(&report, 6), vec![ProblemCode::AmountMismatch]);
+    assert_eq!(report.problems.len(), 2, "{}", report.to_text());
+}
+
+fn sha2_256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}
+
+#[test]
+fn removed_epoch_leaves_receipts_unverifiable() {
+    let dir = ledger_with(3);
+    let mut lines = read_lines(dir.path());
+    lines.remove(0);
+    write_lines(dir.path(), &lines);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(
+        codes_at(&report, 1),
+        vec![
+            ProblemCode::PrevMismatch,
+            ProblemCode::NoEpoch,
+            ProblemCode::RecordsMissing
+        ]
+    );
+    assert_eq!(codes_at(&report, 3), vec![ProblemCode::NoEpoch]);
+}
+
+#[test]
+fn torn_tail_is_cut_on_open_and_chain_continues() {
+    let dir = ledger_with(10);
+    let path = dir.path().join(LEDGER_FILE);
+    let before = std::fs::read(&path).unwrap();
+    // A crash mid-write: half of a would-be next line, no newline.
+    let lines = read_lines(dir.path());
+    let half = &lines[10].as_bytes()[..150];
+    let mut torn = before.clone();
+    torn.extend_from_slice(half);
+    std::fs::write(&path, &torn).unwrap();
+
+    let report = verify(dir.path()).unwrap();
+    assert!(report.ok, "a torn tail is a warning: {}", report.to_text());
+    assert_eq!(report.warnings.len(), 1);
+    assert_eq!(report.warnings[0].code, ProblemCode::TornTail);
+    assert_eq!(report.warnings[0].line, 12);
+    assert_eq!(report.totals.receipts, 10);
+
+    let mut ledger = Ledger::open(dir.path(), key(3), epoch()).unwrap();
+    assert_eq!(ledger.open_report().truncated_bytes, 150);
+    assert_eq!(ledger.open_report().torn_line, Some(12));
+    assert_eq!(ledger.open_report().epoch_seq, 11);
+    ledger.append(&input(99)).unwrap();
+    drop(ledger);
+    let after = std::fs::read(&path).unwrap();
+    assert_eq!(&after[..before.len()], &before[..], "history untouched");
+    let report = verify(dir.path()).unwrap();
+    assert!(report.ok, "{}", report.to_text());
+    assert!(report.warnings.is_empty());
+    assert_eq!(report.totals.receipts, 11);
+    assert_eq!(report.last_seq, Some(12));
+}
+
+#[test]
+fn open_refuses_a_tampered_ledger() {
+    let dir = ledger_with(5);
+    let mut lines = read_lines(dir.path());
+    lines.remove(2);
+    write_lines(dir.path(), &lines);
+    let err = Ledger::open(dir.path(), key(4), epoch()).unwrap_err();
+    match err {
+        LedgerError::Corrupt { problems, .. } => {
+            assert!(problems
+                .iter()
+                .any(|p| p.code == ProblemCode::RecordsMissing))
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    // Nothing was appended.
+    assert_eq!(read_lines(dir.path()), lines);
+}
+
+#[test]
+fn second_writer_is_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Ledger::open(dir.path(), key(1), epoch()).unwrap();
+    let err = Ledger::open(dir.path(), key(2), epoch()).unwrap_err();
+    assert!(matches!(err, LedgerError::Locked { .. }), "{err}");
+    drop(first);
+    Ledger::open(dir.path(), key(2), epoch()).unwrap();
+}
+
+#[test]
+fn bad_pricing_and_long_fields_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = epoch();
+    e.pricing = Pricing {
+        worker_share_bps: 9000,
+        ..Pricing::default()
+    };
+    assert!(matches!(
+        Ledger::open(dir.path(), key(1), e),
+        Err(LedgerError::Pricing(_))
+    ));
+    let mut ledger = Ledger::open(dir.path(), key(1), epoch()).unwrap();
+    let mut i = input(0);
+    i.request_id = "x".repeat(5000);
+    assert!(matches!(
+        ledger.append(&i),
+        Err(LedgerError::FieldTooLong {
+            field: "request_id",
+            ..
+        })
+    ));
+    // The refused receipt consumed no seq: the next one is still seq 1.
+    assert_eq!(ledger.append(&input(1)).unwrap().body.seq, 1);
+    drop(ledger);
+    assert!(verify(dir.path()).unwrap().ok);
+}
+
+#[test]
+fn handle_serves_concurrent_submitters() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(dir.path(), key(1), epoch()).unwrap();
+    let handle = LedgerHandle::spawn(ledger).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let (tasks, per) = (16u64, 20u64);
+    let mut seqs: Vec<u64> = rt.block_on(async {
+        let mut joins = Vec::new();
+        for t in 0..tasks {
+            let h = handle.clone();
+            joins.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..per {
+                    seqs.push(h.append(input(t * 1000 + i)).await.unwrap().body.seq);
+                }
+                seqs
+            }));
+        }
+        let mut all = Vec::new();
+        for j in joins {
+            all.extend(j.await.unwrap());
+        }
+        all
+    });
+    let totals = rt.block_on(handle.totals()).unwrap();
+    assert_eq!(totals.epoch.receipts, tasks * per);
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=tasks * per).collect::<Vec<_>>());
+    drop(handle);
+    // The writer thread releases the lock once the last handle is gone.
+    let mut reopened = None;
+    for _ in 0..100 {
+        match Ledger::open(dir.path(), key(2), epoch()) {
+            Ok(l) => {
+                reopened = Some(l);
+                break;
+            }
+            Err(LedgerError::Locked { .. }) => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let reopened = reopened.expect("lock released");
+    assert_eq!(reopened.totals().genesis, totals.genesis);
+    drop(reopened);
+    let report = verify(dir.path()).unwrap();
+    assert!(report.ok, "{}", report.to_text());
+    assert_eq!(report.totals, totals.genesis);
+}
+
+#[test]
+fn missing_and_empty_ledgers() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        verify(dir.path()),
+        Err(VerifyError::Missing { .. })
+    ));
+    std::fs::write(dir.path().join(LEDGER_FILE), b"").unwrap();
+    let report = verify(dir.path()).unwrap();
+    assert!(report.ok);
+    assert_eq!(
+        (report.lines, report.records, report.last_seq),
+        (0, 0, None)
+    );
+}
+
+#[test]
+fn report_json_names_reasons() {
+    let dir = ledger_with(4);
+    let mut lines = read_lines(dir.path());
+    lines.remove(2);
+    write_lines(dir.path(), &lines);
+    let report = verify(dir.path()).unwrap();
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["ok"], false);
+    let codes: Vec<&str> = json["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, vec!["prev_mismatch", "records_missing"]);
+    assert_eq!(json["problems"][1]["line"], 3);
+    assert_eq!(json["totals"]["receipts"], 3);
+    let text = report.to_text();
+    assert!(
+        text.contains("FAILED") && text.contains("records_missing"),
+        "{text}"
+    );
+}
+
+#[test]
+fn garbage_and_damage_never_panic() {
+    let dir = ledger_with(12);
+    let good = std::fs::read(dir.path().join(LEDGER_FILE)).unwrap();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+
+    // Random bytes (some with newlines, some JSON-ish).
+    for round in 0..300 {
+        let len = rng.below(4000) as usize;
+        let alphabet: &[u8] = if round % 2 == 0 {
+            b"{}[]\":,0123456789abcdef\n kinds"
+        } else {
+            &[]
+        };
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                if alphabet.is_empty() {
+                    rng.next() as u8
+                } else {
+                    alphabet[rng.below(alphabet.len() as u64) as usize]
+                }
+            })
+            .collect();
+        let _ = verify_reader(&bytes[..], "garbage").unwrap();
+    }
+
+    // Every truncation of a valid ledger verifies: cutting the end is only detectable
+    // against a checkpoint (head_hash), and a cut inside a line is a torn tail.
+    let mut cuts: Vec<usize> = (0..300)
+        .map(|_| rng.below(good.len() as u64 + 1) as usize)
+        .collect();
+    for (i, b) in good.iter().enumerate() {
+        if *b == b'\n' {
+            cuts.extend([i, i + 1, (i + 2).min(good.len())]);
+        }
+    }
+    cuts.extend([0, good.len()]);
+    for cut in cuts {
+        let r = verify_reader(&good[..cut], "cut").unwrap();
+        assert!(r.ok, "cut at {cut}: {}", r.to_text());
+        let torn = cut > 0 && good[cut - 1] != b'\n';
+        assert_eq!(r.warnings.len(), usize::from(torn), "cut at {cut}");
+    }
+
+    // Any single bit flip is detected, except in the final newline (which turns the
+    // last line into a torn tail).
+    for _ in 0..400 {
+        let mut bad = good.clone();
+        let at = rng.below(bad.len() as u64) as usize;
+        bad[at] ^= 1 << rng.below(8);
+        let r = verify_reader(&bad[..], "flip").unwrap();
+        if at == good.len() - 1 {
+            assert!(r.ok && r.warnings.len() == 1);
+        } else {
+            assert!(!r.ok, "flip at {at} undetected");
+        }
+    }
+}
