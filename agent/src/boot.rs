@@ -27,6 +27,7 @@ use crate::engine::{
 };
 use crate::gpu::{self, GpuOutcome};
 use crate::keys::AgentKeys;
+use crate::ledger::{EpochInfo, Ledger, LedgerHandle};
 use crate::runtime_log::RuntimeLog;
 use crate::server::attestation::Attestor;
 use crate::server::billing::Billing;
@@ -57,6 +58,12 @@ pub enum BootError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("ledger: {0}")]
+    Ledger(#[from] crate::ledger::LedgerError),
+    #[error("owner_address: {0}")]
+    Owner(String),
+    #[error("{0}")]
+    Task(String),
     #[error("data_dir {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -163,6 +170,35 @@ pub async fn start_with_tee(
     let certificate = cert::issue(&keys, &evidence, &cfg.tls.extra_sans, now)?;
     let tls = server::tls::server_config(certificate.clone(), keys.tls_private_key())?;
 
+    // The ledger's epoch record carries the certificate's quote and claims: they name
+    // the receipt key, so whoever verifies the quote can trust the receipts after it.
+    let owner = crate::ton::parse_owner_address(&cfg.owner_address)
+        .map_err(|e| BootError::Owner(e.to_string()))?;
+    let epoch = EpochInfo {
+        worker_address: keys.wallet_address(),
+        owner_address: owner.raw(),
+        pricing: cfg.pricing,
+        attestation: Some(serde_json::json!({
+            "tee": evidence.tee.as_str(),
+            "quote_hex": hex::encode(&evidence.quote),
+            "claims_hex": hex::encode(evidence.claims.encode()),
+        })),
+    };
+    let ledger_dir = cfg.data_dir.clone();
+    let receipt_key = keys.receipt_key().clone();
+    let ledger = tokio::task::spawn_blocking(move || Ledger::open(&ledger_dir, receipt_key, epoch))
+        .await
+        .map_err(|e| BootError::Task(format!("ledger open task: {e}")))??;
+    let report = ledger.open_report().clone();
+    tracing::info!(
+        path = %ledger.path().display(),
+        previous_records = report.previous_records,
+        truncated_bytes = report.truncated_bytes,
+        epoch_seq = report.epoch_seq,
+        "ledger open"
+    );
+    let ledger = LedgerHandle::spawn(ledger)?;
+
     // 6. Listener.
     let listener = TcpListener::bind(cfg.listen)
         .await
@@ -200,7 +236,7 @@ pub async fn start_with_tee(
         )),
         metrics: metrics.clone(),
         attestor,
-        billing: Billing::new(metrics.clone()),
+        billing: Billing::new(ledger, metrics.clone()),
         engine_kind: cfg.engine.kind,
         tee_kind: tee.kind(),
     });

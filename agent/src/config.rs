@@ -191,7 +191,7 @@ impl AgentConfig {
                 "required when model.digest = \"manifest\"",
             ));
         }
-        crate::ledger_shim::parse_owner_address(&self.owner_address)
+        crate::ton::parse_owner_address(&self.owner_address)
             .map_err(|e| ConfigError::invalid("owner_address", e.to_string()))?;
         self.pricing
             .validate()

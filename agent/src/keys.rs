@@ -10,7 +10,7 @@ use rcgen::{KeyPair, PublicKeyData as _, PKCS_ECDSA_P256_SHA256};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use zeroize::Zeroizing;
 
-use crate::ledger_shim::WorkerWallet;
+use crate::ton::WorkerWallet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -78,7 +78,9 @@ impl AgentKeys {
         &self.wallet
     }
 
+    /// The worker wallet's address in user-friendly non-bounceable form (`UQ…`):
+    /// the `wallet_address` of the claims.
     pub fn wallet_address(&self) -> String {
-        self.wallet.address().to_string()
+        self.wallet.address_friendly()
     }
 }

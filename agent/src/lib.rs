@@ -26,8 +26,5 @@ pub mod runtime_log;
 pub mod server;
 pub mod shutdown;
 pub mod tee;
-pub mod upstream;
-
 pub mod ton;
-// Until the ledger helper's `ton` and `ledger` modules land: the items the agent uses.
-pub mod ledger_shim;
+pub mod upstream;

@@ -88,28 +88,42 @@ fn run(config_path: PathBuf) -> anyhow::Result<()> {
         .build()
         .context("tokio runtime")?;
     runtime.block_on(async move {
+        // Handlers first: a SIGTERM right after the ready line must still be a clean
+        // shutdown, not the default action.
+        let signals = Signals::install()?;
         let agent = boot::start(loaded).await.context("boot")?;
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", agent.ready_line()).context("stdout")?;
             out.flush().context("stdout")?;
         }
-        wait_for_signal().await?;
+        signals.wait().await;
         tracing::info!("shutting down: stopping the engine group and draining connections");
         agent.shutdown().await;
         Ok(())
     })
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM"),
+            _ = self.int.recv() => tracing::info!("SIGINT"),
+        }
+    }
 }
 
 fn check_config(path: &std::path::Path, json: bool) -> ExitCode {
@@ -158,8 +172,52 @@ fn check_config(path: &std::path::Path, json: bool) -> ExitCode {
     }
 }
 
+/// 0: the chain and every signature check out; 1: problems (each named with its line);
+/// 2: the ledger cannot be read.
 fn ledger_verify(dir: &std::path::Path, json: bool) -> ExitCode {
-    let _ = (dir, json);
-    eprintln!("cocoon-agent: ledger verify is not available in this build yet");
-    ExitCode::from(2)
+    match cocoon_agent::ledger::verify(dir) {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("cocoon-agent: report to JSON: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                println!(
+                    "{}: {} records, {} epochs, {} prompt + {} completion tokens, head {}",
+                    report.path,
+                    report.records,
+                    report.epochs.len(),
+                    report.totals.prompt_tokens,
+                    report.totals.completion_tokens,
+                    report.head_hash
+                );
+                for w in &report.warnings {
+                    println!("warning: {w}");
+                }
+                for p in &report.problems {
+                    println!("problem: {p}");
+                }
+                println!("{}", if report.ok { "ok" } else { "REJECTED" });
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "path": dir.display().to_string(), "error": e.to_string()})
+                );
+            }
+            eprintln!("cocoon-agent: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

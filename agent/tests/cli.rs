@@ -126,4 +126,59 @@ fn run_prints_the_ready_line_serves_and_exits_0_on_sigterm() {
     let mut more = String::new();
     stdout.read_line(&mut more).unwrap();
     assert!(more.is_empty(), "extra stdout: {more:?}");
+
+    // The boot wrote an epoch record; the ledger verifies.
+    let out = bin()
+        .args(["ledger", "verify", dir.path().to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["epochs"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn ledger_verify_rejects_a_tampered_ledger_and_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, common::sim_config(dir.path(), "kind = \"none\"", "")).unwrap();
+    // Two boots: two epoch records chained.
+    for _ in 0..2 {
+        let mut child = bin()
+            .args(["run", "--config", path.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("cocoon-agent: ready"));
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(0));
+    }
+    let ledger = dir.path().join("ledger.jsonl");
+    let text = std::fs::read_to_string(&ledger).unwrap();
+    assert_eq!(text.lines().count(), 2);
+    // Drop the first record: the chain no longer starts at genesis.
+    let tampered: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&ledger, tampered).unwrap();
+    let out = bin()
+        .args(["ledger", "verify", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("problem:") && stdout.contains("REJECTED"),
+        "{stdout}"
+    );
 }

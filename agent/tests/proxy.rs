@@ -83,6 +83,17 @@ fn counter(metrics: &str, name: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().unwrap())
 }
 
+/// Receipts, prompt and completion tokens in the ledger under `dir`, which verifies.
+fn ledger(dir: &tempfile::TempDir) -> (u64, u64, u64) {
+    let r = cocoon_agent::ledger::verify(dir.path()).unwrap();
+    assert!(r.ok, "{:?}", r.problems);
+    (
+        r.totals.receipts,
+        r.totals.prompt_tokens,
+        r.totals.completion_tokens,
+    )
+}
+
 async fn tokens(a: &RunningAgent) -> (u64, u64) {
     let m = call(a, "GET", "/metrics", None).await.text();
     (
@@ -93,7 +104,7 @@ async fn tokens(a: &RunningAgent) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_stream_is_forwarded_byte_for_byte_and_billed() {
-    let (a, up, _d) = agent("", true).await;
+    let (a, up, d) = agent("", true).await;
     ready(&a).await;
     let r = call(
         &a,
@@ -114,12 +125,14 @@ async fn non_stream_is_forwarded_byte_for_byte_and_billed() {
     assert_eq!(models.status, 200);
     assert_eq!(models.json()["data"][0]["id"], "fake");
     assert_eq!(tokens(&a).await, (3, 5));
+    // The receipt was durable before the answer left; /v1/models is not billed.
+    assert_eq!(ledger(&d), (1, 3, 5));
     a.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_events_are_forwarded_one_by_one_and_usage_is_stripped() {
-    let (a, up, _d) = agent("", true).await;
+    let (a, up, d) = agent("", true).await;
     ready(&a).await;
     let r = call(
         &a,
@@ -150,6 +163,7 @@ async fn sse_events_are_forwarded_one_by_one_and_usage_is_stripped() {
         assert!(gap >= EVENT_GAP - Duration::from_millis(15), "gap {gap:?}");
     }
     assert_eq!(tokens(&a).await, (3, 5));
+    assert_eq!(ledger(&d), (1, 3, 5));
     a.shutdown().await;
 }
 
@@ -172,7 +186,7 @@ async fn client_that_asked_for_usage_gets_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_dying_mid_stream_ends_with_an_error_event_and_no_receipt() {
-    let (a, _up, _d) = agent("", true).await;
+    let (a, _up, d) = agent("", true).await;
     ready(&a).await;
     let r = call(
         &a,
@@ -188,6 +202,7 @@ async fn engine_dying_mid_stream_ends_with_an_error_event_and_no_receipt() {
     assert!(text.contains("engine_failure"), "{text}");
     assert!(!text.contains("[DONE]"), "{text}");
     assert_eq!(tokens(&a).await, (0, 0));
+    assert_eq!(ledger(&d), (0, 0, 0));
     a.shutdown().await;
 }
 
