@@ -129,3 +129,24 @@ fn config_digest_is_sha256_of_the_bytes() {
     let want: [u8; 32] = sha2::Sha256::digest(MINIMAL.as_bytes()).into();
     assert_eq!(loaded.sha256(), want);
 }
+
+#[test]
+fn owner_address_with_a_bad_checksum_is_refused() {
+    // Last character changed: the CRC16 no longer matches.
+    let text = MINIMAL.replace(
+        "EQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqB2N",
+        "EQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqB2M",
+    );
+    assert_eq!(err_of(&text).field(), "owner_address");
+    let raw = MINIMAL.replace(
+        "EQCD39VS5jcptHL8vMjEXrzGaRcCVYto7HUn4bpAOg8xqB2N",
+        "0:83dfd552e63729b472fcbcc8c45ebcc6691702558b68ec7527e1ba403a0f31a8",
+    );
+    parse(&raw).unwrap();
+}
+
+#[test]
+fn pricing_shares_must_sum_to_the_whole() {
+    let text = format!("{MINIMAL}\n[pricing]\nworker_share_bps = 9000\n");
+    assert_eq!(err_of(&text).field(), "pricing");
+}
