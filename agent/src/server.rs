@@ -17,7 +17,7 @@ use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
@@ -193,6 +193,9 @@ pub async fn serve(
             };
             let svc = service_fn(move |req| handle(state.clone(), req));
             let conn = http1::Builder::new()
+                // A timer makes hyper enforce its header read timeout (30 s): a client
+                // that trickles a request head cannot hold a connection forever.
+                .timer(TokioTimer::new())
                 .keep_alive(true)
                 // One buffer per response: one TLS record (and one AEAD seal) instead of
                 // separate records for the head and the body.
