@@ -1,3 +1,223 @@
-fn main() {
-    println!("cocoon-agent {}", env!("CARGO_PKG_VERSION"));
+//! `cocoon-agent`: the COCOON worker's guest agent.
+//!
+//! Exit codes: 0 ok, 1 verified and rejected (`ledger verify`), 2 bad input or a
+//! failed boot (the message names the field or the step).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use cocoon_agent::{boot, config};
+
+#[derive(Parser)]
+#[command(
+    name = "cocoon-agent",
+    version,
+    about = "COCOON worker guest agent: attest, launch vLLM, serve over RA-TLS, account tokens"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Boot and serve: measure config/model/engine into RTMR3, make keys and the RA-TLS
+    /// certificate, start the engine, serve until SIGTERM.
+    Run {
+        /// The agent's TOML config (the image uses /etc/cocoon/agent.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Parse and validate a config without starting anything.
+    CheckConfig {
+        path: PathBuf,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Receipt ledger tools.
+    Ledger {
+        #[command(subcommand)]
+        command: LedgerCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LedgerCommand {
+    /// Check the ledger's hash chain and every receipt signature.
+    Verify {
+        /// The ledger directory (the agent's data_dir).
+        dir: PathBuf,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => match run(config) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cocoon-agent: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::CheckConfig { path, json } => check_config(&path, json),
+        Command::Ledger {
+            command: LedgerCommand::Verify { dir, json },
+        } => ledger_verify(&dir, json),
+    }
+}
+
+fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    let loaded = config::load(&config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    runtime.block_on(async move {
+        // Handlers first: a SIGTERM right after the ready line must still be a clean
+        // shutdown, not the default action.
+        let signals = Signals::install()?;
+        let agent = boot::start(loaded).await.context("boot")?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", agent.ready_line()).context("stdout")?;
+            out.flush().context("stdout")?;
+        }
+        signals.wait().await;
+        tracing::info!("shutting down: stopping the engine group and draining connections");
+        agent.shutdown().await;
+        Ok(())
+    })
+}
+
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+        })
+    }
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM"),
+            _ = self.int.recv() => tracing::info!("SIGINT"),
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path, json: bool) -> ExitCode {
+    match config::load(path) {
+        Ok(loaded) => {
+            let c = &loaded.config;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "status": "ok",
+                        "path": path.display().to_string(),
+                        "sha256": hex::encode(loaded.sha256()),
+                        "tee": c.tee.kind.as_str(),
+                        "engine": c.engine.kind.as_str(),
+                        "listen": c.listen.to_string(),
+                    })
+                );
+            } else {
+                println!(
+                    "ok: {} (tee={}, engine={}, listen={}, sha256={})",
+                    path.display(),
+                    c.tee.kind.as_str(),
+                    c.engine.kind.as_str(),
+                    c.listen,
+                    hex::encode(loaded.sha256())
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "status": "error",
+                        "path": path.display().to_string(),
+                        "field": e.field(),
+                        "message": e.to_string(),
+                    })
+                );
+            }
+            eprintln!("cocoon-agent: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// 0: the chain and every signature check out; 1: problems (each named with its line);
+/// 2: the ledger cannot be read.
+fn ledger_verify(dir: &std::path::Path, json: bool) -> ExitCode {
+    match cocoon_agent::ledger::verify(dir) {
+        Ok(report) => {
+            if json {
+                match serde_json::to_string(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("cocoon-agent: report to JSON: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                println!(
+                    "{}: {} records, {} epochs, {} prompt + {} completion tokens, head {}",
+                    report.path,
+                    report.records,
+                    report.epochs.len(),
+                    report.totals.prompt_tokens,
+                    report.totals.completion_tokens,
+                    report.head_hash
+                );
+                for w in &report.warnings {
+                    println!("warning: {w}");
+                }
+                for p in &report.problems {
+                    println!("problem: {p}");
+                }
+                println!("{}", if report.ok { "ok" } else { "REJECTED" });
+            }
+            if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "path": dir.display().to_string(), "error": e.to_string()})
+                );
+            }
+            eprintln!("cocoon-agent: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
