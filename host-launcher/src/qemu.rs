@@ -109,7 +109,12 @@ impl LaunchSpec {
                 a.push2("-accel", "kvm");
                 a.push2("-cpu", "host");
             }
-            Mode::Dev => a.push2("-accel", "tcg"),
+            Mode::Dev => {
+                a.push2("-accel", "tcg");
+                // TCG's default CPU lacks RDRAND: the guest's RNG then starts empty and
+                // veritysetup in the initrd waits ~15 s for entropy. `max` offers it.
+                a.push2("-cpu", "max");
+            }
         }
         a.push2("-smp", self.vcpus.to_string());
         a.push2("-m", format!("{}M", self.memory_mib));
@@ -172,6 +177,11 @@ impl LaunchSpec {
         );
         // romfile= keeps iPXE's option ROM out of the firmware's boot measurements.
         a.push2("-device", "virtio-net-pci,netdev=net0,romfile=");
+        if self.mode == Mode::Dev {
+            // A second entropy source for the emulated guest. Not in a TD: there the
+            // host would feed it, and the CPU's RDRAND/RDSEED is what the guest trusts.
+            a.push2("-device", "virtio-rng-pci");
+        }
         if let Some(cid) = self.guest_cid {
             a.push2("-device", format!("vhost-vsock-pci,guest-cid={cid}"));
         }
