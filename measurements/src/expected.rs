@@ -2,6 +2,8 @@
 //! with `--json`, what the image build publishes as `measurements.json`, and what
 //! `policy from-measurements` turns into a policy.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::digest::{Digest48, Register};
@@ -65,4 +67,50 @@ impl ExpectedMeasurements {
             .is_none_or(|v| replay_register(&self.events, Register::Rtmr0) == v);
         r0 && r1 && r2
     }
+}
+
+/// What an image build publishes beside the expected registers (`image/build` runs
+/// `cocoon-measure compute --profile .. --artefact .. --tool ..`). Serialized as the
+/// `image` key of `measurements.json`; readers that need only the registers deserialize
+/// [`ExpectedMeasurements`], which ignores the key.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ImageBuild {
+    /// Image profile (`dev`, `prod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// dm-verity root hash of the root disk, as the UKI's command line carries it
+    /// (`roothash=`, or `usrhash=`): RTMR2 covers it through the `.cmdline` section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verity_root_hash: Option<String>,
+    /// SHA-256 (hex) of each further artefact, by file name (e.g. `root.raw`).
+    #[serde(default)]
+    pub artefacts: BTreeMap<String, String>,
+    /// Exact version of each tool that produced the artefacts (package versions).
+    #[serde(default)]
+    pub tools: BTreeMap<String, String>,
+}
+
+impl ImageBuild {
+    /// The value of the last `roothash=` (else `usrhash=`) word of a kernel command line.
+    pub fn verity_root_hash_from_cmdline(cmdline: &str) -> Option<String> {
+        let last = |key: &str| {
+            cmdline
+                .split_ascii_whitespace()
+                .filter_map(|w| w.strip_prefix(key))
+                .next_back()
+                .map(str::to_string)
+        };
+        last("roothash=").or_else(|| last("usrhash="))
+    }
+}
+
+/// `measurements.json` of an image build: the expected measurements with the build's
+/// [`ImageBuild`] record under `image`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageMeasurements {
+    /// The expected registers and their events (the keys of [`ExpectedMeasurements`]).
+    #[serde(flatten)]
+    pub measurements: ExpectedMeasurements,
+    /// Root hash, artefact digests and tool versions.
+    pub image: ImageBuild,
 }

@@ -9,10 +9,11 @@ use cocoon_measurements::boot::{
     self, ComputeInputs, LogFlavor, Rtmr12Prediction, UkiOptions, RTMR0_NOTE_NO_ACPI,
 };
 use cocoon_measurements::event::MeasuredEvent;
-use cocoon_measurements::expected::ExpectedMeasurements;
+use cocoon_measurements::expected::{ExpectedMeasurements, ImageBuild, ImageMeasurements};
 use cocoon_measurements::hashplan::RunOptions;
 use cocoon_measurements::mrtd::PageOrder;
 use cocoon_measurements::Register;
+use sha2::{Digest as _, Sha256};
 
 use crate::output::{Outcome, Status};
 
@@ -64,6 +65,17 @@ pub struct Args {
     /// Hashing threads (default: every available core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Image profile to record under `image` (image builds; needs --firmware).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// A further artefact whose SHA-256 is recorded under `image.artefacts` by file name;
+    /// repeat for each (image builds; needs --firmware).
+    #[arg(long)]
+    pub artefact: Vec<PathBuf>,
+    /// `NAME=VERSION` of a tool that produced the artefacts, recorded under `image.tools`;
+    /// repeat for each (image builds; needs --firmware).
+    #[arg(long)]
+    pub tool: Vec<String>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<Outcome> {
@@ -95,6 +107,11 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
     };
 
     let Some(firmware) = &args.firmware else {
+        if args.profile.is_some() || !args.artefact.is_empty() || !args.tool.is_empty() {
+            anyhow::bail!(
+                "--profile, --artefact and --tool need --firmware (a full measurements.json)"
+            );
+        }
         let p = boot::compute_uki_with(&args.uki, &opts)?;
         let mut text = header_text(&p, "not computed (no --firmware given)");
         text.push_str(&format!("RTMR0  {RTMR0_NOTE_NO_ACPI}\n"));
@@ -112,7 +129,79 @@ pub fn run(args: &Args) -> anyhow::Result<Outcome> {
         flavor,
     };
     let m = boot::compute(&inputs)?;
-    Outcome::new(Status::Ok, &m, expected_text(&m, &args.uki))
+    let mut text = expected_text(&m, &args.uki);
+    if args.profile.is_none() && args.artefact.is_empty() && args.tool.is_empty() {
+        return Outcome::new(Status::Ok, &m, text);
+    }
+    let image = image_build(args, m.inputs.cmdline.as_deref())?;
+    text.push_str(&image_text(&image));
+    let out = ImageMeasurements {
+        measurements: m,
+        image,
+    };
+    Outcome::new(Status::Ok, &out, text)
+}
+
+/// The `image` record of an image build's measurements.json.
+fn image_build(args: &Args, cmdline: Option<&str>) -> anyhow::Result<ImageBuild> {
+    let mut image = ImageBuild {
+        profile: args.profile.clone(),
+        verity_root_hash: cmdline.and_then(ImageBuild::verity_root_hash_from_cmdline),
+        ..ImageBuild::default()
+    };
+    for path in &args.artefact {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("--artefact {}: no file name", path.display()))?
+            .to_string();
+        let mut f = std::fs::File::open(path)
+            .with_context(|| format!("--artefact: reading {}", path.display()))?;
+        let mut h = Sha256::new();
+        std::io::copy(&mut f, &mut h)
+            .with_context(|| format!("--artefact: reading {}", path.display()))?;
+        if image
+            .artefacts
+            .insert(name.clone(), hex::encode(h.finalize()))
+            .is_some()
+        {
+            anyhow::bail!("--artefact: two artefacts named {name}");
+        }
+    }
+    for t in &args.tool {
+        let Some((name, version)) = t
+            .split_once('=')
+            .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        else {
+            anyhow::bail!("--tool {t:?}: expected NAME=VERSION");
+        };
+        if image
+            .tools
+            .insert(name.to_string(), version.to_string())
+            .is_some()
+        {
+            anyhow::bail!("--tool: {name} given twice");
+        }
+    }
+    Ok(image)
+}
+
+fn image_text(image: &ImageBuild) -> String {
+    let mut t = format!(
+        "\nimage profile {}\nverity root hash {}\n",
+        image.profile.as_deref().unwrap_or("-"),
+        image
+            .verity_root_hash
+            .as_deref()
+            .unwrap_or("- (no roothash= on the command line)")
+    );
+    for (name, sum) in &image.artefacts {
+        t.push_str(&format!("artefact {name} sha256 {sum}\n"));
+    }
+    for (name, version) in &image.tools {
+        t.push_str(&format!("tool {name} {version}\n"));
+    }
+    t
 }
 
 fn header_text(p: &Rtmr12Prediction, mrtd: &str) -> String {

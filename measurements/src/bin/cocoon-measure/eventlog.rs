@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use cocoon_measurements::boot::{self, ComputeInputs, LogFlavor};
+use cocoon_measurements::event::event_type::EV_SEPARATOR;
 use cocoon_measurements::eventlog::{
     CompareStatus, DiffReport, EventLog, FormatChoice, LogFormat, Replay, Trailing,
 };
 use cocoon_measurements::expected::ExpectedMeasurements;
+use cocoon_measurements::Register;
 use serde::Serialize;
 
 use crate::output::{Outcome, Status};
@@ -189,7 +191,7 @@ fn replay_text(log: &EventLog, replay: &Replay) -> String {
 }
 
 fn diff(args: &DiffArgs) -> anyhow::Result<Outcome> {
-    let log = load(&args.log)?;
+    let mut log = load(&args.log)?;
     let (expected, source) = match (&args.expected, &args.firmware, &args.uki) {
         (Some(path), _, _) => {
             let bytes = read(path, "expected measurements")?;
@@ -218,23 +220,70 @@ fn diff(args: &DiffArgs) -> anyhow::Result<Outcome> {
         }
         _ => anyhow::bail!("give --expected JSON, or --firmware and --uki"),
     };
+    // A TPM log (swtpm test boot) compared with a TD-flavour expectation (what
+    // measurements.json publishes): edk2's Tcg2Dxe measures one separator into each of
+    // PCR 2-6, TdTcg2Dxe one into RTMR1, so keep the log's first RTMR1 separator and drop
+    // the others (the log's TD view, CONTRACT 4). Every other RTMR1/RTMR2 event is still
+    // compared; the dropped ones are listed.
+    let td_view_dropped = if log.format == LogFormat::Tpm && rtmr1_separators(&expected) == 1 {
+        drop_extra_rtmr1_separators(&mut log)
+    } else {
+        Vec::new()
+    };
     let report = log
         .diff(&expected)
         .with_context(|| format!("comparing {} with {source}", args.log.file.display()))?;
-    let text = diff_text(&log, &report, &source);
+    let mut text = diff_text(&log, &report, &source);
+    if !td_view_dropped.is_empty() {
+        let _ = writeln!(
+            text,
+            "td view: TPM log against a TD-flavour expectation; dropped the TPM-only RTMR1 \
+             separators at log events {td_view_dropped:?} (PCR 3-6)"
+        );
+    }
     #[derive(Serialize)]
     struct Out<'a> {
         file: String,
         expected: &'a str,
+        /// Log indices of the TPM-only RTMR1 separators left out (TD view), if any.
+        #[serde(skip_serializing_if = "<[usize]>::is_empty")]
+        td_view_dropped: &'a [usize],
         #[serde(flatten)]
         report: &'a DiffReport,
     }
     let out = Out {
         file: args.log.file.display().to_string(),
         expected: &source,
+        td_view_dropped: &td_view_dropped,
         report: &report,
     };
     Outcome::new(Status::from_accepted(report.is_match()), &out, text)
+}
+
+/// EV_SEPARATOR events the expectation has in RTMR1: 1 for the TD flavour, 5 for TPM.
+fn rtmr1_separators(expected: &ExpectedMeasurements) -> usize {
+    expected
+        .events_of(Register::Rtmr1)
+        .filter(|e| e.event_type == EV_SEPARATOR)
+        .count()
+}
+
+/// Remove every RTMR1 separator of the log after the first; returns their log indices.
+fn drop_extra_rtmr1_separators(log: &mut EventLog) -> Vec<usize> {
+    let mut seen = false;
+    let mut dropped = Vec::new();
+    log.events.retain(|e| {
+        if e.register != Some(Register::Rtmr1) || e.event_type != EV_SEPARATOR {
+            return true;
+        }
+        if seen {
+            dropped.push(e.log_index);
+            return false;
+        }
+        seen = true;
+        true
+    });
+    dropped
 }
 
 fn diff_text(log: &EventLog, report: &DiffReport, source: &str) -> String {
