@@ -108,10 +108,13 @@ def canonical_json(path):
 
 def manifest(root):
     """`sha256  relative/path` lines sorted by path (sha256sum's format), and their digest."""
+    # Sorted by the relative path's bytes, as the agent's model_digest.rs sorts (Path
+    # ordering compares components, which differs for names like "a-b" vs "a/b").
+    rels = sorted((p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()),
+                  key=lambda r: r.encode())
     lines = []
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            lines.append(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root).as_posix()}\n")
+    for rel in rels:
+        lines.append(f"{hashlib.sha256((root / rel).read_bytes()).hexdigest()}  {rel}\n")
     text = "".join(lines)
     return text, hashlib.sha256(text.encode()).hexdigest()
 
