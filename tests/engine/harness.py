@@ -251,3 +251,36 @@ def known_answer(port, name="tiny"):
         raise RuntimeError(f"known-answer request answered {status}: {body}")
     text = body["choices"][0]["text"]
     return text, hashlib.sha256(text.encode()).hexdigest(), body["usage"]
+
+
+# SHA-256 of the known-answer text that the tiny model (tools/make-tiny-model, manifest
+# below) gives under the pinned venv; tests/engine/vllm_real.py re-derives and checks it.
+TINY_MODEL_DIGEST = "manifest-sha256:4885b443369ee3cdc8621186e55d12d38338326edad83c633e41915dd5b83be7"
+KNOWN_SHA256 = "e33cc104ca9df7368bf86f5d7717c903dc271687d55310551b6566de17bf9d95"
+
+
+def listener_pid(port):
+    """PID of the process listening on 127.0.0.1/0.0.0.0:`port` (TCP), or None."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[3] == "0A" and int(f[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f[9])
+    if not inodes:
+        return None
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{d}/fd"):
+                link = os.readlink(f"/proc/{d}/fd/{fd}")
+                if link.startswith("socket:[") and link[8:-1] in inodes:
+                    return int(d)
+        except OSError:
+            continue
+    return None

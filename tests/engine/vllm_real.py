@@ -116,6 +116,10 @@ def main():
                     fails.append(f"run {run}: processes left after stop: {left}")
         if len({a for a in answers}) != 1 or len(answers) != 4:
             fails.append(f"known answer not stable: {answers}")
+        elif answers[0][1] != h.KNOWN_SHA256:
+            fails.append(f"known answer {answers[0][1]} != pinned harness.KNOWN_SHA256 {h.KNOWN_SHA256}")
+        if summary["model_digest"] != h.TINY_MODEL_DIGEST:
+            fails.append(f"model {summary['model_digest']} != pinned harness.TINY_MODEL_DIGEST")
     summary.update(ready_s=ready, known_answer_prompt=h.KNOWN_PROMPT,
                    known_answer_max_tokens=h.KNOWN_MAX_TOKENS,
                    known_answer_text=answers[0][0] if answers else None,
