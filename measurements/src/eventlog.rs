@@ -18,6 +18,7 @@ mod describe;
 mod diff;
 mod parse;
 mod replay;
+mod tdview;
 
 use std::fmt;
 use std::str::FromStr;
@@ -39,6 +40,7 @@ pub use parse::{
     MAX_ALGORITHMS, MAX_EVENT_DATA, TPM_ALG_SHA1, TPM_ALG_SHA256, TPM_ALG_SHA384, TPM_ALG_SHA512,
 };
 pub use replay::{NotReplayed, PcrValue, RegisterValue, Replay, ReplayedEvent};
+pub use tdview::TdView;
 
 /// Which index space a log's events use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -335,6 +337,12 @@ impl EventLog {
     /// Replay the SHA-384 digests into the registers (and, for a TPM log, the PCRs).
     pub fn replay(&self) -> Result<Replay, EventLogError> {
         replay::replay(self)
+    }
+
+    /// RTMR0-2 as a TD would hold them after this boot: a TPM log's five RTMR1
+    /// separators become one (see [`TdView`]); a CCEL log is replayed as is.
+    pub fn td_view(&self) -> Result<TdView, EventLogError> {
+        tdview::td_view(self)
     }
 
     /// Compare with an expectation, register by register.

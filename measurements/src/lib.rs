@@ -35,6 +35,8 @@ pub mod verify;
 
 pub mod sim;
 
+pub mod ratls;
+
 pub mod gpu;
 
 pub use digest::{Digest48, Register};

@@ -83,6 +83,35 @@ pub enum ReasonCode {
     VerificationFailed,
     /// GPU evidence failed (used by the GPU verifier).
     Gpu,
+
+    // ---- RA-TLS (crate::ratls) ----
+    /// The certificate does not parse or lacks its RA-TLS extensions.
+    CertificateFormat,
+    /// The certificate is outside its validity period at the verification time.
+    CertificateValidity,
+    /// The claims' TLS key is not the certificate's / the connection's key.
+    SpkiMismatch,
+    /// The claims do not carry the client's nonce.
+    NonceMismatch,
+    /// A runtime event's recorded digest is not the digest of its name and payload.
+    RuntimeLogDigest,
+    /// The runtime event log does not replay to the claims' runtime log digest.
+    RuntimeLogReplay,
+    /// The runtime event log does not replay to the quote's RTMR3.
+    RuntimeLogRtmr3,
+    /// A simulated-TEE quote met a verifier that was not given the simulated root.
+    SimNotTrusted,
+    /// No usable collateral (none carried, unparsable, or the PCCS fetch failed).
+    CollateralUnavailable,
+    /// The attestation response is malformed or of an unknown version.
+    AttestationFormat,
+    /// A response field contradicts the claims or the certificate (TEE kind,
+    /// wallet, receipt key, measured config text).
+    ResponseMismatch,
+    /// The boot event log does not replay to the quote's RTMR0-2.
+    BootLogMismatch,
+    /// The TLS handshake signature does not verify with the certificate's key.
+    TlsSignature,
 }
 
 impl ReasonCode {
@@ -125,6 +154,19 @@ impl ReasonCode {
             QuoteFormat => "quote_format",
             VerificationFailed => "verification_failed",
             Gpu => "gpu",
+            CertificateFormat => "certificate_format",
+            CertificateValidity => "certificate_validity",
+            SpkiMismatch => "spki_mismatch",
+            NonceMismatch => "nonce_mismatch",
+            RuntimeLogDigest => "runtime_log_digest",
+            RuntimeLogReplay => "runtime_log_replay",
+            RuntimeLogRtmr3 => "runtime_log_rtmr3",
+            SimNotTrusted => "sim_not_trusted",
+            CollateralUnavailable => "collateral_unavailable",
+            AttestationFormat => "attestation_format",
+            ResponseMismatch => "response_mismatch",
+            BootLogMismatch => "boot_log_mismatch",
+            TlsSignature => "tls_signature",
         }
     }
 }

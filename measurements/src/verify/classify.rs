@@ -17,6 +17,8 @@ const TABLE: &[(&str, ReasonCode, &str)] = &[
     ("Failed to parse root CA CRL: InvalidCrlSignatureForPublicKey", ReasonCode::RootCa, "the collateral's root CA CRL is not signed by the trusted root (collateral from another PKI, or altered)"),
     ("Failed to parse root CA CRL", ReasonCode::Crl, "the root CA CRL does not parse or is not signed by the trusted root"),
     ("Failed to parse PCK CRL", ReasonCode::Crl, "the PCK CRL does not parse"),
+    // webpki's CRL check at the verification time (dcap-qvl passes its error through).
+    ("CrlExpired", ReasonCode::CollateralExpired, "a CRL is past its nextUpdate"),
     // Quote structure and header.
     ("Failed to decode quote", ReasonCode::QuoteFormat, "dcap-qvl cannot decode the quote"),
     ("Unsupported DCAP quote version", ReasonCode::QuoteFormat, "unsupported quote version"),

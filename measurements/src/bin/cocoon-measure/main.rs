@@ -4,12 +4,14 @@
 //! With `--json`, exactly one JSON object is printed on stdout, errors included.
 
 mod compute;
+mod connect;
 mod eventlog;
 mod gpu;
 mod mrtd;
 mod output;
 mod policy;
 mod quote;
+mod simpki;
 
 use clap::{Parser, Subcommand};
 
@@ -52,6 +54,13 @@ enum Command {
     /// Verify NVIDIA GPU confidential-computing evidence offline.
     #[command(subcommand)]
     Gpu(gpu::Command),
+    /// Connect to a worker over RA-TLS, verify its certificate and a fresh attestation.
+    ///
+    /// Exit 0 accepted, 1 rejected (every failed check is listed), 2 bad input or
+    /// connection failure.
+    Connect(connect::Args),
+    /// Write a simulated TEE's PKI (root CA, collateral, platform keys) from a seed.
+    SimPki(simpki::Args),
 }
 
 fn main() {
@@ -70,6 +79,8 @@ fn main() {
         Command::Quote(c) => quote::run(c),
         Command::Policy(c) => policy::run(c),
         Command::Gpu(c) => gpu::run(c),
+        Command::Connect(a) => connect::run(a),
+        Command::SimPki(a) => simpki::run(a),
     };
     let code = match result {
         Ok(outcome) => outcome.print(json),

@@ -1,0 +1,199 @@
+//! The `usage` object of an OpenAI-compatible response: what the engine says it
+//! processed, and the only source of the token counts a receipt charges for.
+//!
+//! Shape (OpenAI API reference, "The chat completion object" / "The completion
+//! object"; vLLM's `UsageInfo` in `vllm/entrypoints/openai/protocol.py`):
+//! `"usage": {"prompt_tokens": N, "completion_tokens": N, "total_tokens": N, ...}`;
+//! vLLM may add `prompt_tokens_details`, which is ignored.
+#![deny(clippy::arithmetic_side_effects)]
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Token counts of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageTokens {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// `prompt_tokens + completion_tokens`; the number a request is charged for.
+    pub total_tokens: u64,
+}
+
+/// Why a response's usage could not be read. The agent cannot charge for such a
+/// response, so each case is named for its log and metrics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UsageError {
+    #[error("response body is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("response has no `usage` object")]
+    MissingUsage,
+    #[error("`usage` is not a JSON object")]
+    UsageNotObject,
+    #[error("`usage.{field}` is missing")]
+    MissingField { field: &'static str },
+    #[error("`usage.{field}` is not a non-negative integer: {found}")]
+    InvalidField { field: &'static str, found: String },
+    #[error("`usage.total_tokens` ({total}) != prompt_tokens ({prompt}) + completion_tokens ({completion})")]
+    TotalMismatch {
+        prompt: u64,
+        completion: u64,
+        total: u64,
+    },
+}
+
+/// Only the field we need; the rest of the body (choices, possibly megabytes of text)
+/// is skipped without building a tree.
+#[derive(Deserialize)]
+struct BodyUsage {
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+impl UsageTokens {
+    /// Reads `usage` from a whole (non-streamed) response body.
+    pub fn from_response_body(body: &[u8]) -> Result<UsageTokens, UsageError> {
+        let parsed: BodyUsage =
+            serde_json::from_slice(body).map_err(|e| UsageError::NotJson(e.to_string()))?;
+        match parsed.usage {
+            None | Some(Value::Null) => Err(UsageError::MissingUsage),
+            Some(v) => UsageTokens::from_usage_value(&v),
+        }
+    }
+
+    /// Reads a `usage` object (also the one in a stream's usage chunk).
+    pub fn from_usage_value(usage: &Value) -> Result<UsageTokens, UsageError> {
+        let obj = usage.as_object().ok_or(UsageError::UsageNotObject)?;
+        let field = |name: &'static str| -> Result<Option<u64>, UsageError> {
+            match obj.get(name) {
+                None => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .map(Some)
+                    .ok_or_else(|| UsageError::InvalidField {
+                        field: name,
+                        found: v.to_string(),
+                    }),
+            }
+        };
+        let prompt = field("prompt_tokens")?.ok_or(UsageError::MissingField {
+            field: "prompt_tokens",
+        })?;
+        let completion = field("completion_tokens")?.ok_or(UsageError::MissingField {
+            field: "completion_tokens",
+        })?;
+        let sum = prompt.checked_add(completion);
+        let total = field("total_tokens")?;
+        // A total that disagrees with its parts means we do not know what the engine
+        // counted; refuse rather than pick one.
+        match (sum, total) {
+            (Some(s), None) => Ok(UsageTokens {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                total_tokens: s,
+            }),
+            (Some(s), Some(t)) if s == t => Ok(UsageTokens {
+                prompt_tokens: prompt,
+                completion_tokens: completion,
+                total_tokens: s,
+            }),
+            (_, t) => Err(UsageError::TotalMismatch {
+                prompt,
+                completion,
+                total: t.unwrap_or(u64::MAX),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A non-streamed chat completion as vLLM 0.11 returns it (trimmed choices).
+    const VLLM_CHAT: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"tiny","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"length"}],"usage":{"prompt_tokens":12,"total_tokens":20,"completion_tokens":8,"prompt_tokens_details":null},"prompt_logprobs":null}"#;
+
+    #[test]
+    fn reads_vllm_usage() {
+        let u = UsageTokens::from_response_body(VLLM_CHAT.as_bytes()).unwrap();
+        assert_eq!(
+            u,
+            UsageTokens {
+                prompt_tokens: 12,
+                completion_tokens: 8,
+                total_tokens: 20
+            }
+        );
+    }
+
+    #[test]
+    fn total_is_optional_but_must_agree() {
+        let u = UsageTokens::from_response_body(
+            br#"{"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+        )
+        .unwrap();
+        assert_eq!(u.total_tokens, 3);
+        assert_eq!(
+            UsageTokens::from_response_body(
+                br#"{"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":4}}"#
+            ),
+            Err(UsageError::TotalMismatch {
+                prompt: 1,
+                completion: 2,
+                total: 4
+            })
+        );
+    }
+
+    #[test]
+    fn named_errors() {
+        let cases: &[(&[u8], UsageError)] = &[
+            (b"not json", UsageError::NotJson(String::new())),
+            (b"[1,2]", UsageError::NotJson(String::new())),
+            (br#"{"choices":[]}"#, UsageError::MissingUsage),
+            (br#"{"usage":null}"#, UsageError::MissingUsage),
+            (br#"{"usage":5}"#, UsageError::UsageNotObject),
+            (
+                br#"{"usage":{"completion_tokens":2}}"#,
+                UsageError::MissingField {
+                    field: "prompt_tokens",
+                },
+            ),
+            (
+                br#"{"usage":{"prompt_tokens":1}}"#,
+                UsageError::MissingField {
+                    field: "completion_tokens",
+                },
+            ),
+            (
+                br#"{"usage":{"prompt_tokens":-1,"completion_tokens":2}}"#,
+                UsageError::InvalidField {
+                    field: "prompt_tokens",
+                    found: "-1".into(),
+                },
+            ),
+            (
+                br#"{"usage":{"prompt_tokens":1,"completion_tokens":"2"}}"#,
+                UsageError::InvalidField {
+                    field: "completion_tokens",
+                    found: "\"2\"".into(),
+                },
+            ),
+            (
+                br#"{"usage":{"prompt_tokens":18446744073709551615,"completion_tokens":1}}"#,
+                UsageError::TotalMismatch {
+                    prompt: u64::MAX,
+                    completion: 1,
+                    total: u64::MAX,
+                },
+            ),
+        ];
+        for (body, want) in cases {
+            let got = UsageTokens::from_response_body(body).unwrap_err();
+            match (want, &got) {
+                (UsageError::NotJson(_), UsageError::NotJson(_)) => {}
+                _ => assert_eq!(&got, want, "{}", String::from_utf8_lossy(body)),
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The GPU step of the boot sequence (issue 6, item 3).
+//!
+//! With the `nvidia` feature and a GPU: refuse unless confidential computing is on
+//! and developer-tools mode is off, collect each GPU's attestation report with the
+//! nonce bound to our TLS key (`measurements::gpu::nonce_for_tls_spki`) and its
+//! certificate chain, then mark the GPUs ready to accept work. The evidence is served
+//! in `/attestation` as NVIDIA's evidence JSON, and its SHA-384 goes into the claims.
+//!
+//! Without the feature, or without a GPU when none is required: skip, say so in the
+//! log, and serve `gpu_evidence: null` (claims without a GPU digest).
+
+#[cfg(feature = "nvidia")]
+mod nvidia;
+
+use cocoon_measurements::Digest48;
+
+/// Why the GPU step refuses to continue.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    /// `gpu.required` but no attestable GPU.
+    #[error("gpu.required is set but {0}")]
+    Required(String),
+    /// A GPU whose CC settings make its evidence worthless.
+    #[error("GPU {index}: {why}")]
+    Unsafe { index: u32, why: String },
+    #[error("NVML: {0}")]
+    Nvml(String),
+}
+
+/// Evidence of the attested GPUs.
+#[derive(Debug, Clone)]
+pub struct GpuEvidence {
+    /// NVIDIA's evidence JSON: `[{"arch", "certificate", "evidence", "nonce"}]`.
+    pub json: serde_json::Value,
+    /// SHA-384 of [`canonical_json`] of `json`: the claims' `gpu_evidence_digest`.
+    pub digest: Digest48,
+}
+
+impl GpuEvidence {
+    pub fn new(json: serde_json::Value) -> Self {
+        let digest = Digest48::sha384(canonical_json(&json).as_bytes());
+        GpuEvidence { json, digest }
+    }
+}
+
+/// Compact JSON with object keys sorted (byte order), recursively. A verifier that
+/// parses `gpu_evidence` and re-serialises it gets these bytes back whatever its JSON
+/// library does with key order, so the digest does not depend on serde_json's
+/// `preserve_order` feature on either side.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    write_canonical(v, &mut out);
+    out
+}
+
+fn write_canonical(v: &serde_json::Value, out: &mut String) {
+    use serde_json::Value;
+    match v {
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                if let Some(val) = map.get(k) {
+                    write_canonical(val, out);
+                }
+            }
+            out.push('}');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// What the step did.
+#[derive(Debug, Clone)]
+pub enum GpuOutcome {
+    Attested(GpuEvidence),
+    /// Skipped, with the reason logged and reported.
+    Skipped(String),
+}
+
+impl GpuOutcome {
+    pub fn evidence(&self) -> Option<&GpuEvidence> {
+        match self {
+            GpuOutcome::Attested(e) => Some(e),
+            GpuOutcome::Skipped(_) => None,
+        }
+    }
+}
+
+/// Run the GPU step for the TLS key `tls_spki_der`.
+pub fn attest(required: bool, tls_spki_der: &[u8]) -> Result<GpuOutcome, GpuError> {
+    let nonce = cocoon_measurements::gpu::nonce_for_tls_spki(tls_spki_der);
+    let outcome = probe(&nonce)?;
+    match (&outcome, required) {
+        (GpuOutcome::Skipped(why), true) => Err(GpuError::Required(why.clone())),
+        (GpuOutcome::Skipped(why), false) => {
+            tracing::warn!(reason = %why, "GPU step skipped: gpu_evidence will be null");
+            Ok(outcome)
+        }
+        (GpuOutcome::Attested(_), _) => Ok(outcome),
+    }
+}
+
+#[cfg(feature = "nvidia")]
+fn probe(nonce: &[u8; 32]) -> Result<GpuOutcome, GpuError> {
+    nvidia::attest_all(nonce)
+}
+
+#[cfg(not(feature = "nvidia"))]
+fn probe(_nonce: &[u8; 32]) -> Result<GpuOutcome, GpuError> {
+    Ok(GpuOutcome::Skipped(
+        "built without the `nvidia` feature".to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "nvidia"))]
+    #[test]
+    fn without_feature_skip_unless_required() {
+        assert!(matches!(attest(false, b"spki"), Ok(GpuOutcome::Skipped(_))));
+        let e = attest(true, b"spki").unwrap_err();
+        assert!(e.to_string().contains("nvidia"), "{e}");
+    }
+
+    #[test]
+    fn digest_is_sha384_of_canonical_json() {
+        let e = GpuEvidence::new(
+            serde_json::json!([{"nonce": "00", "arch": "HOPPER", "x": {"b": 1, "a": [true, null]}}]),
+        );
+        assert_eq!(
+            canonical_json(&e.json),
+            r#"[{"arch":"HOPPER","nonce":"00","x":{"a":[true,null],"b":1}}]"#
+        );
+        assert_eq!(
+            e.digest,
+            Digest48::sha384(br#"[{"arch":"HOPPER","nonce":"00","x":{"a":[true,null],"b":1}}]"#)
+        );
+    }
+}

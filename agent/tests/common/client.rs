@@ -1,0 +1,88 @@
+//! An HTTPS client over the RA-TLS verifier, one request per connection, with
+//! response frames timestamped as they arrive.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cocoon_measurements::ratls::{RaTlsServerVerifier, RaTlsVerifierConfig};
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: hyper::HeaderMap,
+    /// Each body frame with the time since the request was sent.
+    pub frames: Vec<(Duration, Bytes)>,
+}
+
+impl Answer {
+    pub fn body(&self) -> Vec<u8> {
+        self.frames.iter().flat_map(|(_, b)| b.to_vec()).collect()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8(self.body()).unwrap()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body()).unwrap()
+    }
+}
+
+pub async fn request(
+    addr: SocketAddr,
+    verifier: RaTlsVerifierConfig,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+) -> Result<Answer, String> {
+    let v = Arc::new(RaTlsServerVerifier::new(verifier));
+    let tls = v.client_config().map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
+        .unwrap();
+    let t0 = Instant::now();
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let mut body = resp.into_body();
+    let mut frames = Vec::new();
+    while let Some(f) = body.frame().await {
+        match f {
+            Ok(f) => {
+                if let Ok(d) = f.into_data() {
+                    frames.push((t0.elapsed(), d));
+                }
+            }
+            Err(e) => {
+                frames.push((t0.elapsed(), Bytes::from(format!("<<body error: {e}>>"))));
+                break;
+            }
+        }
+    }
+    Ok(Answer {
+        status,
+        headers,
+        frames,
+    })
+}
