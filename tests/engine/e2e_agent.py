@@ -21,7 +21,7 @@ Steps (each prints PASS/FAIL; exit 1 if any failed):
     with an error event (no [DONE]); requests meanwhile get JSON 503 engine_unavailable;
     the agent restarts vLLM; the next request works; no receipt lost or doubled.
  5. agent crash: SIGKILL the agent mid-stream (and, as systemd would, its vLLM group)
-    -> `cocoon-agent ledger verify` passes, every request the client saw complete has its
+    -> `cocoon-agent ledger verify DATA_DIR` passes, every request the client saw complete has its
     receipt; restarted on the same data_dir it serves again and the ledger still verifies.
 """
 
@@ -301,6 +301,26 @@ def engine_tokens(engine_port):
     return (m.get("vllm:prompt_tokens_total", 0.0), m.get("vllm:generation_tokens_total", 0.0))
 
 
+def wait_engine_ready(agent, timeout=900):
+    """The ready line means serving (attestation, health); the engine comes up after it.
+    Returns seconds until GET /health says `"engine": "ready"`."""
+    t0 = time.monotonic()
+    states = []
+    while time.monotonic() - t0 < timeout:
+        try:
+            s, b = agent.request("GET", "/health")
+            state = b.get("engine") if isinstance(b, dict) else None
+            if not states or states[-1] != state:
+                states.append(state)
+            if s == 200 and state == "ready":
+                h.log(f"engine states seen: {states}")
+                return time.monotonic() - t0
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"engine not ready; states {states}")
+
+
 def wait_serving(agent, timeout=900):
     """Polls /v1/models until 200; every other answer must be a JSON 503 engine_unavailable."""
     deadline, bad = time.monotonic() + timeout, []
@@ -389,6 +409,16 @@ def step_serve(agent):
     return completed
 
 
+def agent_tokens(agent):
+    s, text = agent.request("GET", "/metrics")
+    m = {}
+    for line in text.splitlines() if isinstance(text, str) else []:
+        if line and not line.startswith("#"):
+            name, _, v = line.rpartition(" ")
+            m[name.split("{", 1)[0]] = m.get(name.split("{", 1)[0], 0.0) + float(v)
+    return (m.get("cocoon_agent_prompt_tokens_total", 0.0), m.get("cocoon_agent_completion_tokens_total", 0.0))
+
+
 def step_account(d, engine_port, before_receipts, before_tokens, expected_new):
     rs = ledger(d / "data")
     new = rs[len(before_receipts):]
@@ -413,7 +443,7 @@ def step_engine_crash(d, agent, engine_port):
 
     s, ev, done = agent.stream("/v1/completions", {
         "model": "tiny", "prompt": "Once upon a time", "max_tokens": 200, "temperature": 0,
-        "ignore_eos": True, "stream": True})
+        "ignore_eos": True, "stream": True}, on_event=on_event)
     check(killed.get("pgid") is not None, "vLLM's process group killed mid-stream", killed)
     last = ev[-1] if ev else None
     check(s == 200 and not done and isinstance(last, dict) and "error" in last,
@@ -455,7 +485,7 @@ def step_agent_crash(binary, d, agent_proc, agent, engine_port):
     # for the engine group the agent left behind.
     pgid = kill_engine(engine_port)
     print(f"      requests completed before kill -9: {len(done_ok)}; orphaned engine group {pgid}")
-    v = subprocess.run([binary, "ledger", "verify", "--config", d / "agent.toml"], capture_output=True, text=True)
+    v = subprocess.run([binary, "ledger", "verify", d / "data"], capture_output=True, text=True)
     check(v.returncode == 0, "`cocoon-agent ledger verify` passes after kill -9", v.stdout[-500:] + v.stderr[-500:])
     n = len(ledger(d / "data"))
     check(n - r0 >= len(done_ok), "every request the client saw complete has its receipt",
@@ -481,24 +511,30 @@ def main():
         p = AgentProc(binary, cfg, d / "agent.log")
         procs.append(p)
         ready = p.wait_ready()
-        h.log(f"agent ready after {ready:.1f} s (vLLM start + known answer)")
+        h.log(f"agent ready line after {ready:.1f} s")
         pin = step_attest(measure, d, agent_port)
         agent = Agent(agent_port, pin)
-        r0, t0 = ledger(d / "data"), engine_tokens(engine_port)
+        h.log(f"engine ready (vLLM start + known answer) {ready + wait_engine_ready(agent):.1f} s after the agent's start")
+        r0, t0, a0 = ledger(d / "data"), engine_tokens(engine_port), agent_tokens(agent)
         n = step_serve(agent)
+        t1, a1 = engine_tokens(engine_port), agent_tokens(agent)
+        check((a1[0] - a0[0], a1[1] - a0[1]) == (t1[0] - t0[0], t1[1] - t0[1]),
+              "the agent's /metrics token counters == vLLM's over the same requests",
+              f"agent {(a1[0] - a0[0], a1[1] - a0[1])} vLLM {(t1[0] - t0[0], t1[1] - t0[1])}")
         step_account(d, engine_port, r0, t0, n)
         step_engine_crash(d, agent, engine_port)
         step_agent_crash(binary, d, p, agent, engine_port)
         p2 = AgentProc(binary, cfg, d / "agent.log")
         procs.append(p2)
-        h.log(f"agent restarted, ready after {p2.wait_ready():.1f} s")
+        h.log(f"agent restarted, ready line after {p2.wait_ready():.1f} s")
         # A new boot has a new TLS key: attest it again and pin that one.
         agent = Agent(agent_port, step_attest(measure, d, agent_port))
+        h.log(f"engine ready again after {wait_engine_ready(agent):.1f} s")
         s, b = agent.request("POST", "/v1/completions", {"model": "tiny", "prompt": h.KNOWN_PROMPT,
                                                         "max_tokens": 4, "temperature": 0})
         check(s == 200, "the restarted agent serves", (s, b))
         p2.stop()
-        v = subprocess.run([binary, "ledger", "verify", "--config", cfg], capture_output=True, text=True)
+        v = subprocess.run([binary, "ledger", "verify", d / "data"], capture_output=True, text=True)
         check(v.returncode == 0, "ledger verifies after the restarted agent's stop", v.stdout[-300:] + v.stderr[-300:])
     except Exception as e:  # noqa: BLE001 - reported, then cleaned up
         check(False, "e2e ran to the end", repr(e))
