@@ -436,15 +436,26 @@ def step_account(d, engine_port, before_receipts, before_tokens, expected_new):
 def step_engine_crash(d, agent, engine_port):
     r0 = ledger(d / "data")
     killed = {}
+    # Looked up beforehand: the tiny model streams its 240 tokens in well under a second,
+    # so the kill must be a single killpg() from the client's event callback.
+    pid = h.listener_pid(engine_port)
+    pgid = os.getpgid(pid) if pid else None
 
     def on_event(n):
-        if n == 3 and not killed:
-            killed["pgid"] = kill_engine(engine_port)
+        if n == 3 and not killed and pgid:
+            os.killpg(pgid, signal.SIGKILL)
+            killed["pgid"] = pgid
+            killed["at_event"] = n
 
     s, ev, done = agent.stream("/v1/completions", {
-        "model": "tiny", "prompt": "Once upon a time", "max_tokens": 200, "temperature": 0,
+        "model": "tiny", "prompt": "Once upon a time", "max_tokens": 240, "temperature": 0,
         "ignore_eos": True, "stream": True}, on_event=on_event)
     check(killed.get("pgid") is not None, "vLLM's process group killed mid-stream", killed)
+    print(f"      events received: {len(ev)} (240 asked, killed after event 3)")
+    deadline = time.monotonic() + 30
+    while pgid and h.group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    check(not (pgid and h.group_members(pgid)), "no vLLM process left in the killed group")
     last = ev[-1] if ev else None
     check(s == 200 and not done and isinstance(last, dict) and "error" in last,
           "the client's stream ends with an error event, not [DONE]", (s, done, last))
