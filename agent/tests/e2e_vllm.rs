@@ -8,6 +8,7 @@
 //! minutes. CI runs it explicitly, after building `cocoon-measure`:
 //! `cargo build -p cocoon-measurements --bin cocoon-measure &&
 //!  cargo test -p cocoon-agent --test e2e_vllm -- --ignored` (or `tests/engine/run`).
+#![allow(clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Command;
@@ -22,5 +23,8 @@ fn agent_with_real_vllm() {
         .arg(env!("CARGO_BIN_EXE_cocoon-agent"))
         .status()
         .expect("python3 runs tests/engine/e2e_agent.py");
-    assert!(status.success(), "tests/engine/e2e_agent.py failed: {status}");
+    assert!(
+        status.success(),
+        "tests/engine/e2e_agent.py failed: {status}"
+    );
 }
