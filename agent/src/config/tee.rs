@@ -20,23 +20,8 @@ pub struct TeeConfig {
     pub tdx: TdxTeeConfig,
 }
 
-/// The TEE backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TeeKind {
-    Tdx,
-    Sim,
-}
-
-impl TeeKind {
-    /// The name served in `/attestation` and the certificate's tee-kind extension.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TeeKind::Tdx => "tdx",
-            TeeKind::Sim => "sim",
-        }
-    }
-}
+/// The TEE backend: the same kind the certificate and `/attestation` carry.
+pub use cocoon_measurements::ratls::TeeKind;
 
 /// `[tee.sim]` section.
 #[derive(Debug, Clone, Deserialize)]
