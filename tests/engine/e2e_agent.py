@@ -203,7 +203,7 @@ python = "{h.venv() / 'bin' / 'python'}"
 model_dir = "{model}"
 served_model_name = "tiny"
 port = {engine_port}
-extra_args = ["--max-model-len", "256", "--dtype", "bfloat16"]
+extra_args = ["--max-model-len", "512", "--dtype", "bfloat16"]
 startup_timeout_secs = 900
 
 [engine.env]
@@ -436,22 +436,25 @@ def step_account(d, engine_port, before_receipts, before_tokens, expected_new):
 def step_engine_crash(d, agent, engine_port):
     r0 = ledger(d / "data")
     killed = {}
-    # Looked up beforehand: the tiny model streams its 240 tokens in well under a second,
-    # so the kill must be a single killpg() from the client's event callback.
+    # Looked up beforehand: the tiny model streams hundreds of tokens a second, so the
+    # kill must be a single killpg() from the client's event callback, and the stream
+    # long (500 tokens, the model's 512 positions minus the prompt) and cut at the
+    # first event: with 240 tokens and a cut at event 3 the whole answer was already in the agent's socket
+    # buffers (and billed, correctly) by the time the client read event 3.
     pid = h.listener_pid(engine_port)
     pgid = os.getpgid(pid) if pid else None
 
     def on_event(n):
-        if n == 3 and not killed and pgid:
+        if n == 1 and not killed and pgid:
             os.killpg(pgid, signal.SIGKILL)
             killed["pgid"] = pgid
             killed["at_event"] = n
 
     s, ev, done = agent.stream("/v1/completions", {
-        "model": "tiny", "prompt": "Once upon a time", "max_tokens": 240, "temperature": 0,
+        "model": "tiny", "prompt": "Once upon a time", "max_tokens": 500, "temperature": 0,
         "ignore_eos": True, "stream": True}, on_event=on_event)
     check(killed.get("pgid") is not None, "vLLM's process group killed mid-stream", killed)
-    print(f"      events received: {len(ev)} (240 asked, killed after event 3)")
+    print(f"      events received: {len(ev)} (500 asked, killed after event 1)")
     deadline = time.monotonic() + 30
     while pgid and h.group_members(pgid) and time.monotonic() < deadline:
         time.sleep(0.2)
