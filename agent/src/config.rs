@@ -11,6 +11,7 @@
 
 mod engine;
 mod error;
+mod host;
 mod tee;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use serde::Deserialize;
 
 pub use engine::{EngineConfig, EngineKind, KnownAnswer, RestartPolicy};
 pub use error::ConfigError;
+pub use host::{HostOutcome, HostSettingsConfig, MAX_HOST_SETTINGS_BYTES};
 pub use tee::{SimTeeConfig, TdxTeeConfig, TeeConfig, TeeKind};
 
 use crate::accounting::Pricing;
@@ -55,6 +57,9 @@ pub struct AgentConfig {
     /// TLS certificate options.
     #[serde(default)]
     pub tls: TlsConfig,
+    /// Host-supplied `owner_address` and `[pricing]` merged in before the config is measured; omitted = this file's values only.
+    #[serde(default)]
+    pub host_settings: Option<HostSettingsConfig>,
 }
 
 /// How the model that the engine serves is identified in the runtime event log.
@@ -134,35 +139,67 @@ fn default_max_concurrent() -> u32 {
     256
 }
 
-/// A parsed and validated configuration together with the exact bytes it came from:
-/// the bytes are what RTMR3 measures and what `/attestation` serves as `config_toml`.
+/// A parsed and validated configuration together with the exact text it came from:
+/// the text is what RTMR3 measures and what `/attestation` serves as `config_toml`.
+/// With `host_settings`, it is the file's text with the host's values merged in.
 #[derive(Debug, Clone)]
 pub struct LoadedConfig {
     pub config: AgentConfig,
     pub text: String,
     pub path: PathBuf,
+    /// What became of `host_settings` (`None`: not configured).
+    pub host: Option<HostOutcome>,
 }
 
 impl LoadedConfig {
-    /// SHA-256 of the file's bytes: the payload of the `config` runtime event.
+    /// SHA-256 of the measured text: the payload of the `config` runtime event.
     pub fn sha256(&self) -> [u8; 32] {
         use sha2::Digest as _;
         sha2::Sha256::digest(self.text.as_bytes()).into()
     }
 }
 
-/// Read, parse and validate a config file.
+/// Read, parse and validate a config file, then merge in the host's settings when the
+/// file names them (`host_settings`). The merged text is parsed and validated again,
+/// so what is measured is exactly what is in force.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let config = parse(&text)?;
-    Ok(LoadedConfig {
-        config,
-        text,
-        path: path.to_path_buf(),
-    })
+    let Some(hs) = config.host_settings.clone() else {
+        return Ok(LoadedConfig {
+            config,
+            text,
+            path: path.to_path_buf(),
+            host: None,
+        });
+    };
+    match host::read(&hs.path)? {
+        Some(host_text) => {
+            let (merged, instance) = host::merge(&text, &host_text, &hs.path)?;
+            let config = parse(&merged)?;
+            Ok(LoadedConfig {
+                config,
+                text: merged,
+                path: path.to_path_buf(),
+                host: Some(HostOutcome::Applied { instance }),
+            })
+        }
+        None if hs.required => Err(ConfigError::HostSettings {
+            path: hs.path.clone(),
+            why: "missing, and host_settings.required = true (is the qemu_fw_cfg module \
+                  loaded, and did the host pass -fw_cfg name=opt/cocoon/worker.toml?)"
+                .into(),
+        }),
+        None => Ok(LoadedConfig {
+            config,
+            text,
+            path: path.to_path_buf(),
+            host: Some(HostOutcome::Missing),
+        }),
+    }
 }
 
 /// Parse and validate config text.

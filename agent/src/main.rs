@@ -31,12 +31,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Parse and validate a config without starting anything.
+    /// Parse and validate a config (host settings merged in) without starting anything.
     CheckConfig {
         path: PathBuf,
         /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
+        /// Print the text that would be measured (RTMR3 `config` event) and served as
+        /// `config_toml`, instead of the summary.
+        #[arg(long, conflicts_with = "json")]
+        measured: bool,
     },
     /// Receipt ledger tools.
     Ledger {
@@ -74,7 +78,11 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::CheckConfig { path, json } => check_config(&path, json),
+        Command::CheckConfig {
+            path,
+            json,
+            measured,
+        } => check_config(&path, json, measured),
         Command::Ledger {
             command: LedgerCommand::Verify { dir, json },
         } => ledger_verify(&dir, json),
@@ -83,6 +91,20 @@ fn main() -> ExitCode {
 
 fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let loaded = config::load(&config_path)?;
+    match (&loaded.host, &loaded.config.host_settings) {
+        (Some(config::HostOutcome::Applied { instance }), Some(hs)) => tracing::info!(
+            path = %hs.path.display(),
+            instance = ?instance,
+            owner = %loaded.config.owner_address,
+            nanoton_per_token = loaded.config.pricing.nanoton_per_token,
+            "host settings applied"
+        ),
+        (Some(config::HostOutcome::Missing), Some(hs)) => tracing::warn!(
+            path = %hs.path.display(),
+            "no host settings file: the image config's owner_address and pricing stand"
+        ),
+        _ => {}
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,11 +148,13 @@ impl Signals {
     }
 }
 
-fn check_config(path: &std::path::Path, json: bool) -> ExitCode {
+fn check_config(path: &std::path::Path, json: bool, measured: bool) -> ExitCode {
     match config::load(path) {
         Ok(loaded) => {
             let c = &loaded.config;
-            if json {
+            if measured {
+                print!("{}", loaded.text);
+            } else if json {
                 println!(
                     "{}",
                     serde_json::json!({
@@ -140,6 +164,13 @@ fn check_config(path: &std::path::Path, json: bool) -> ExitCode {
                         "tee": c.tee.kind.as_str(),
                         "engine": c.engine.kind.as_str(),
                         "listen": c.listen.to_string(),
+                        "owner_address": c.owner_address,
+                        "pricing": c.pricing,
+                        "host_settings": match &loaded.host {
+                            None => "not configured",
+                            Some(config::HostOutcome::Applied { .. }) => "applied",
+                            Some(config::HostOutcome::Missing) => "missing",
+                        },
                     })
                 );
             } else {

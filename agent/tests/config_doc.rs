@@ -25,6 +25,7 @@ const TABLES: &[(&str, &str, &str)] = &[
     ("src/config/engine.rs", "KnownAnswer", "engine.known_answer"),
     ("src/config/engine.rs", "RestartPolicy", "engine.restart"),
     ("src/accounting/pricing.rs", "Pricing", "pricing"),
+    ("src/config/host.rs", "HostSettingsConfig", "host_settings"),
 ];
 
 /// `field -> doc comment (lines joined with spaces)` of `pub struct name` in `src`.

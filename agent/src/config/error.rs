@@ -20,6 +20,9 @@ pub enum ConfigError {
     /// A value that parses but breaks a rule.
     #[error("config field `{field}`: {why}")]
     Invalid { field: String, why: String },
+    /// The host's settings file (`host_settings.path`) is unreadable or not acceptable.
+    #[error("host settings {path}: {why}")]
+    HostSettings { path: PathBuf, why: String },
 }
 
 impl ConfigError {
@@ -34,6 +37,7 @@ impl ConfigError {
     pub fn field(&self) -> &str {
         match self {
             ConfigError::Read { .. } => "<file>",
+            ConfigError::HostSettings { .. } => "host_settings",
             ConfigError::Parse { field, .. } | ConfigError::Invalid { field, .. } => field,
         }
     }

@@ -65,10 +65,13 @@ pub fn worker_toml_text(cfg: &WorkerConfig) -> String {
     if let Some(a) = &cfg.owner_address {
         s.push_str(&format!("owner_address = \"{}\"\n", a.trim()));
     }
+    // The agent's own `[pricing]` keys (its `host_settings` schema): shares in basis points.
     let p = &cfg.pricing;
     s.push_str(&format!(
-        "\n[pricing]\nnanoton_per_token = {}\nworker_share_percent = {}\nproxy_share_percent = {}\n",
-        p.nanoton_per_token, p.worker_share_percent, p.proxy_share_percent
+        "\n[pricing]\nnanoton_per_token = {}\nworker_share_bps = {}\nproxy_share_bps = {}\n",
+        p.nanoton_per_token,
+        u32::from(p.worker_share_percent) * 100,
+        u32::from(p.proxy_share_percent) * 100
     ));
     s
 }

@@ -80,8 +80,33 @@ struct Report<'a> {
     registers: Option<Registers>,
     tcb_status: Option<String>,
     runtime_events: Vec<String>,
+    /// Payout address and prices as the attested config states them (accepted only).
+    terms: Option<Terms>,
     reasons: &'a [Reason],
     connection: &'a ConnectReport,
+}
+
+/// What a proxy pays under, read from the measured `config_toml`. `pricing` is `None`
+/// when the text states none (the agent then uses its defaults: 20 nanoTON, 95 / 5 %).
+#[derive(Serialize)]
+struct Terms {
+    owner_address: Option<String>,
+    pricing: Option<serde_json::Value>,
+    wallet_address: String,
+}
+
+impl Terms {
+    fn of(a: &ratls::AttestationReport) -> Terms {
+        let v: Option<toml::Table> = a.config_toml.parse().ok();
+        let get = |k: &str| v.as_ref().and_then(|t| t.get(k));
+        Terms {
+            owner_address: get("owner_address")
+                .and_then(|x| x.as_str())
+                .map(str::to_string),
+            pricing: get("pricing").and_then(|p| serde_json::to_value(p).ok()),
+            wallet_address: a.wallet_address.clone(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -167,6 +192,11 @@ pub fn run(a: &Args) -> anyhow::Result<Outcome> {
             .as_ref()
             .map(|x| x.runtime_events.clone())
             .unwrap_or_default(),
+        terms: conn
+            .attestation
+            .as_ref()
+            .filter(|_| conn.accepted)
+            .map(Terms::of),
         reasons: &conn.reasons,
         connection: &conn,
     };
@@ -211,6 +241,22 @@ fn render(r: &Report<'_>) -> String {
     }
     if !r.runtime_events.is_empty() {
         let _ = writeln!(s, "runtime events: {}", r.runtime_events.join(", "));
+    }
+    if let Some(t) = &r.terms {
+        let _ = writeln!(
+            s,
+            "owner address: {}",
+            t.owner_address.as_deref().unwrap_or("(not stated)")
+        );
+        let _ = writeln!(
+            s,
+            "pricing: {}",
+            t.pricing
+                .as_ref()
+                .map_or("(not stated: agent defaults)".to_string(), |p| p
+                    .to_string())
+        );
+        let _ = writeln!(s, "receipt wallet: {}", t.wallet_address);
     }
     let _ = writeln!(s, "nonce: {}", r.nonce);
     s

@@ -31,6 +31,13 @@ pub struct AttestationReport {
     pub claims: Option<Claims>,
     /// The quote's verdict (registers, TCB), when the quote could be verified.
     pub quote: Option<Verdict>,
+    /// The worker's measured configuration text (`config_toml`): what the proxy pays
+    /// under (owner address, pricing). Bound to RTMR3 only when `reasons` is empty.
+    pub config_toml: String,
+    /// TON wallet address the worker signs receipts for.
+    pub wallet_address: String,
+    /// Ed25519 receipt public key, hex.
+    pub receipt_public_key_hex: String,
     /// RTMR0-2 replayed from the boot event log (TD view), when one was sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub boot_log_registers: Option<[Digest48; 3]>,
@@ -73,6 +80,9 @@ pub fn verify_attestation(
             .collect(),
         claims: None,
         quote: None,
+        config_toml: response.config_toml.clone(),
+        wallet_address: response.wallet_address.clone(),
+        receipt_public_key_hex: response.receipt_public_key_hex.clone(),
         boot_log_registers: None,
         reasons: Vec::new(),
     };
