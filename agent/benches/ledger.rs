@@ -43,6 +43,22 @@ fn ledger_benches(c: &mut Criterion) {
     g.sample_size(20);
     g.measurement_time(Duration::from_secs(8));
 
+    // The signature alone, per receipt: ed25519-dalek vs aws-lc (same deterministic
+    // RFC 8032 signature, so either can sign the ledger).
+    let msg = br#"{"v":1,"kind":"receipt","seq":12345,"prev":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","request_id":"0123456789abcdef-42","model":"tiny","endpoint":"/v1/chat/completions","prompt_tokens":12,"completion_tokens":8,"total_tokens":20,"nanoton":400,"worker_nanoton":380,"proxy_nanoton":20,"time":1767225600}"#;
+    let dalek = SigningKey::from_bytes(&[7; 32]);
+    g.bench_function("sign_dalek", |b| {
+        b.iter(|| ed25519_dalek::Signer::sign(&dalek, msg))
+    });
+    let aws = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&[7; 32]).unwrap();
+    assert_eq!(
+        aws.sign(msg).as_ref(),
+        ed25519_dalek::Signer::sign(&dalek, msg)
+            .to_bytes()
+            .as_slice()
+    );
+    g.bench_function("sign_aws_lc", |b| b.iter(|| aws.sign(msg)));
+
     let dir = bench_dir();
     let mut ledger = Ledger::open(dir.path(), SigningKey::from_bytes(&[1; 32]), epoch()).unwrap();
     let mut i = 0u64;

@@ -9,7 +9,7 @@
 mod ledger_common;
 
 use cocoon_agent::accounting::Pricing;
-use cocoon_agent::ledger::record::{sign_line, ReceiptBody};
+use cocoon_agent::ledger::record::{sign_line, ReceiptBody, ReceiptSigner};
 use cocoon_agent::ledger::{
     verify, verify_reader, Body, Ledger, LedgerError, LedgerHandle, ProblemCode, VerifyError,
     VerifyReport, LEDGER_FILE,
@@ -207,7 +207,11 @@ fn resigned_wrong_price_is_named() {
     forged.total_nanoton = t;
     forged.worker_nanoton = t * 95 / 100;
     forged.proxy_nanoton = t - t * 95 / 100;
-    let line = sign_line(&Body::Receipt(forged.clone()), &key(1)).unwrap();
+    let line = sign_line(
+        &Body::Receipt(forged.clone()),
+        &ReceiptSigner::new(&key(1)).unwrap(),
+    )
+    .unwrap();
     lines.push(String::from_utf8(line).unwrap());
     // And one with the right price but a skimmed worker share.
     let mut skim = last;
@@ -215,7 +219,7 @@ fn resigned_wrong_price_is_named() {
     skim.prev = hex::encode(sha2_256(lines[4].as_bytes()));
     skim.worker_nanoton -= 1;
     skim.proxy_nanoton += 1;
-    let line = sign_line(&Body::Receipt(skim), &key(1)).unwrap();
+    let line = sign_line(&Body::Receipt(skim), &ReceiptSigner::new(&key(1)).unwrap()).unwrap();
     lines.push(String::from_utf8(line).unwrap());
     write_lines(dir.path(), &lines);
     let report = verify(dir.path()).unwrap();

@@ -14,7 +14,7 @@
 //! (the first line: 64 zeros). `seq` counts lines from 0.
 #![deny(clippy::arithmetic_side_effects)]
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -115,10 +115,40 @@ pub fn encode_line(canonical: &[u8], sig: &Signature) -> Vec<u8> {
     line
 }
 
+/// The receipt key in the form that signs fastest. Ed25519 is deterministic (RFC 8032),
+/// so aws-lc's signature is bit for bit the one ed25519-dalek would make; aws-lc makes it
+/// in about half the time (`cargo bench --bench ledger -- sign_`: 10.6 vs 22.0 us here),
+/// and one signature per answered request sits on the proxy's hot path.
+pub struct ReceiptSigner {
+    key: aws_lc_rs::signature::Ed25519KeyPair,
+    public: ed25519_dalek::VerifyingKey,
+}
+
+impl ReceiptSigner {
+    /// From a dalek key (how the agent generates and passes keys around).
+    pub fn new(key: &SigningKey) -> Result<Self, String> {
+        let public = key.verifying_key();
+        let key = aws_lc_rs::signature::Ed25519KeyPair::from_seed_and_public_key(
+            key.as_bytes(),
+            public.as_bytes(),
+        )
+        .map_err(|e| format!("aws-lc refused the Ed25519 key: {e}"))?;
+        Ok(ReceiptSigner { key, public })
+    }
+
+    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.public
+    }
+
+    fn sign(&self, msg: &[u8]) -> Result<Signature, String> {
+        Signature::from_slice(self.key.sign(msg).as_ref()).map_err(|e| e.to_string())
+    }
+}
+
 /// Signs `body` and returns the line bytes (no `\n`).
-pub fn sign_line(body: &Body, key: &SigningKey) -> Result<Vec<u8>, serde_json::Error> {
-    let canonical = body.canonical()?;
-    let sig = key.sign(&canonical);
+pub fn sign_line(body: &Body, key: &ReceiptSigner) -> Result<Vec<u8>, String> {
+    let canonical = body.canonical().map_err(|e| e.to_string())?;
+    let sig = key.sign(&canonical)?;
     Ok(encode_line(&canonical, &sig))
 }
 
@@ -256,7 +286,7 @@ mod tests {
 
     #[test]
     fn line_round_trip_and_signature() {
-        let line = sign_line(&receipt(), &key()).unwrap();
+        let line = sign_line(&receipt(), &ReceiptSigner::new(&key()).unwrap()).unwrap();
         let p = ParsedLine::parse(&line).unwrap();
         assert!(p.is_canonical);
         assert_eq!(p.body, receipt());
@@ -293,7 +323,9 @@ mod tests {
             Err(LineError::BadFields(_))
         ));
         // Unknown field inside a known kind.
-        let mut v: Value = serde_json::from_slice(&sign_line(&receipt(), &key()).unwrap()).unwrap();
+        let signer = ReceiptSigner::new(&key()).unwrap();
+        let mut v: Value =
+            serde_json::from_slice(&sign_line(&receipt(), &signer).unwrap()).unwrap();
         v["bonus"] = Value::from(1);
         let line = serde_json::to_vec(&v).unwrap();
         assert!(matches!(
@@ -307,5 +339,18 @@ mod tests {
         let v = serde_json::json!({"b": 1, "a": {"d": [ {"z":1,"y":2} ], "c": 3}});
         let s = serde_json::to_string(&sort_keys(v)).unwrap();
         assert_eq!(s, r#"{"a":{"c":3,"d":[{"y":2,"z":1}]},"b":1}"#);
+    }
+
+    #[test]
+    fn aws_lc_signs_exactly_as_dalek() {
+        use ed25519_dalek::Signer as _;
+        for seed in [[0u8; 32], [7; 32], [0xff; 32]] {
+            let dalek = SigningKey::from_bytes(&seed);
+            let signer = ReceiptSigner::new(&dalek).unwrap();
+            assert_eq!(signer.verifying_key(), dalek.verifying_key());
+            for msg in [&b""[..], b"{}", &receipt().canonical().unwrap()] {
+                assert_eq!(signer.sign(msg).unwrap(), dalek.sign(msg), "seed {seed:?}");
+            }
+        }
     }
 }

@@ -23,7 +23,8 @@ use serde_json::Value;
 use super::check::{Checker, Problem, Totals, MAX_PROBLEMS};
 use super::lines::LineReader;
 use super::record::{
-    line_hash, sign_line, sort_keys, Body, EpochBody, ReceiptBody, FORMAT, LEDGER_FILE,
+    line_hash, sign_line, sort_keys, Body, EpochBody, ReceiptBody, ReceiptSigner, FORMAT,
+    LEDGER_FILE,
 };
 use crate::accounting::{Pricing, PricingError, UsageTokens};
 
@@ -116,7 +117,7 @@ pub struct OpenReport {
 pub struct Ledger {
     file: Flock<File>,
     path: PathBuf,
-    signer: SigningKey,
+    signer: ReceiptSigner,
     owner_address: String,
     pricing: Pricing,
     head: [u8; 32],
@@ -228,6 +229,7 @@ impl Ledger {
             report.torn_line = Some(line);
         }
 
+        let signer = ReceiptSigner::new(&signer).map_err(LedgerError::Encode)?;
         let mut ledger = Ledger {
             file,
             path,
