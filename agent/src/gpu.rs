@@ -32,57 +32,15 @@ pub enum GpuError {
 pub struct GpuEvidence {
     /// NVIDIA's evidence JSON: `[{"arch", "certificate", "evidence", "nonce"}]`.
     pub json: serde_json::Value,
-    /// SHA-384 of [`canonical_json`] of `json`: the claims' `gpu_evidence_digest`.
+    /// SHA-384 of the canonical form of `json` (`measurements::gpu::digest`): the
+    /// claims' `gpu_evidence_digest`.
     pub digest: Digest48,
 }
 
 impl GpuEvidence {
     pub fn new(json: serde_json::Value) -> Self {
-        let digest = Digest48::sha384(canonical_json(&json).as_bytes());
+        let digest = cocoon_measurements::gpu::digest::evidence_digest(&json);
         GpuEvidence { json, digest }
-    }
-}
-
-/// Compact JSON with object keys sorted (byte order), recursively. A verifier that
-/// parses `gpu_evidence` and re-serialises it gets these bytes back whatever its JSON
-/// library does with key order, so the digest does not depend on serde_json's
-/// `preserve_order` feature on either side.
-pub fn canonical_json(v: &serde_json::Value) -> String {
-    let mut out = String::new();
-    write_canonical(v, &mut out);
-    out
-}
-
-fn write_canonical(v: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    match v {
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(val) = map.get(k) {
-                    write_canonical(val, out);
-                }
-            }
-            out.push('}');
-        }
-        scalar => out.push_str(&scalar.to_string()),
     }
 }
 
@@ -142,17 +100,11 @@ mod tests {
     }
 
     #[test]
-    fn digest_is_sha384_of_canonical_json() {
-        let e = GpuEvidence::new(
-            serde_json::json!([{"nonce": "00", "arch": "HOPPER", "x": {"b": 1, "a": [true, null]}}]),
-        );
-        assert_eq!(
-            canonical_json(&e.json),
-            r#"[{"arch":"HOPPER","nonce":"00","x":{"a":[true,null],"b":1}}]"#
-        );
+    fn digest_is_the_verifiers() {
+        let e = GpuEvidence::new(serde_json::json!([{"nonce": "00", "arch": "HOPPER"}]));
         assert_eq!(
             e.digest,
-            Digest48::sha384(br#"[{"arch":"HOPPER","nonce":"00","x":{"a":[true,null],"b":1}}]"#)
+            Digest48::sha384(br#"[{"arch":"HOPPER","nonce":"00"}]"#)
         );
     }
 }

@@ -13,9 +13,11 @@
 //!   libxml2);
 //! - [`ocsp`]: stapled OCSP responses;
 //! - [`evidence`]: hex / raw / PEM / NVIDIA JSON input forms;
-//! - [`verify`](mod@verify): every check together, all reasons collected.
+//! - [`verify`](mod@verify): every check together, all reasons collected;
+//! - [`digest`]: the evidence digest that binds it to an RA-TLS quote's claims.
 
 pub mod certs;
+pub mod digest;
 pub mod evidence;
 pub mod ocsp;
 pub mod rim;

@@ -218,6 +218,42 @@ fn direct_verification_and_collateral_sources() {
     let r = verify_attestation(&lying, &spki, &NONCE, &cfg);
     assert_eq!(r.codes(), ["response_mismatch", "response_mismatch"]);
 
+    // GPU evidence: served exactly as the claims bind it, or named.
+    let mut gw = Worker::new(pki(7), Tamper::default());
+    gw.gpu = Some(serde_json::json!([{"arch": "HOPPER", "evidence": "00ff", "nonce": "11"}]));
+    let (_, gspki) = RaTlsEvidence::from_certificate_der(&gw.cert_der).unwrap();
+    let bound = gw.attestation(&NONCE);
+    let r = verify_attestation(&bound, &gspki, &NONCE, &cfg);
+    assert!(r.accepted, "{:#?}", r.reasons);
+    // Same evidence, keys in another order: still the same canonical digest.
+    let mut reordered = bound.clone();
+    reordered.gpu_evidence = Some(
+        serde_json::from_str(r#"[{"nonce": "11", "evidence": "00ff", "arch": "HOPPER"}]"#).unwrap(),
+    );
+    assert!(verify_attestation(&reordered, &gspki, &NONCE, &cfg).accepted);
+    let mut edited = bound.clone();
+    edited.gpu_evidence =
+        Some(serde_json::json!([{"arch": "HOPPER", "evidence": "00fe", "nonce": "11"}]));
+    let r = verify_attestation(&edited, &gspki, &NONCE, &cfg);
+    assert_eq!(r.codes(), ["response_mismatch"]);
+    assert!(
+        r.reasons[0].to_string().contains("gpu_evidence"),
+        "{}",
+        r.reasons[0]
+    );
+    let mut dropped = bound.clone();
+    dropped.gpu_evidence = None;
+    assert_eq!(
+        verify_attestation(&dropped, &gspki, &NONCE, &cfg).codes(),
+        ["response_mismatch"]
+    );
+    let mut unbound = resp.clone();
+    unbound.gpu_evidence = bound.gpu_evidence.clone();
+    assert_eq!(
+        verify_attestation(&unbound, &spki, &NONCE, &cfg).codes(),
+        ["response_mismatch"]
+    );
+
     // A response for another connection's key.
     let r = verify_attestation(&resp, b"other key", &NONCE, &cfg);
     assert_eq!(r.codes(), ["spki_mismatch"]);

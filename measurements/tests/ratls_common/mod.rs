@@ -86,6 +86,8 @@ pub struct Worker {
     pub cert_der: Vec<u8>,
     pub log: Vec<RuntimeEvent>,
     pub tamper: Tamper,
+    /// GPU evidence JSON the claims bind and the response serves (`None`: no GPU).
+    pub gpu: Option<serde_json::Value>,
     claims_spki: Vec<u8>,
 }
 
@@ -114,6 +116,7 @@ impl Worker {
             cert_der: Vec::new(),
             log,
             tamper,
+            gpu: None,
             claims_spki,
         };
         let claims = w.claims(None);
@@ -144,7 +147,10 @@ impl Worker {
         Claims {
             tls_spki_der: self.claims_spki.clone(),
             receipt_public_key: [0x22; 32],
-            gpu_evidence_digest: None,
+            gpu_evidence_digest: self
+                .gpu
+                .as_ref()
+                .map(cocoon_measurements::gpu::digest::evidence_digest),
             runtime_event_log_digest: ratls::replay(&self.log),
             wallet_address: WALLET.into(),
             nonce,
@@ -180,7 +186,7 @@ impl Worker {
             rtmr3_extended: true,
             boot_event_log_b64: None,
             boot_event_log_format: None,
-            gpu_evidence: None,
+            gpu_evidence: self.gpu.clone(),
             config_toml: CONFIG_TOML.into(),
             wallet_address: WALLET.into(),
             receipt_public_key_hex: hex::encode([0x22; 32]),

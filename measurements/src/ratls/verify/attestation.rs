@@ -186,6 +186,7 @@ fn consistency(response: &AttestationResponse, claims: &Claims, reasons: &mut Ve
         )),
         Err(e) => reasons.push(format_reason(e.to_string())),
     }
+    gpu_binding(response, claims, reasons);
     let config_events: Vec<_> = response
         .runtime_event_log
         .iter()
@@ -208,6 +209,29 @@ fn consistency(response: &AttestationResponse, claims: &Claims, reasons: &mut Ve
                  config_toml is not bound to the quote",
                 other.len()
             ),
+        )),
+    }
+}
+
+/// The `gpu_evidence` served must be exactly what the claims (hence REPORTDATA) bind:
+/// otherwise a host could show one GPU's evidence beside another TD's quote, or drop
+/// the evidence of a GPU the TD attested.
+fn gpu_binding(response: &AttestationResponse, claims: &Claims, reasons: &mut Vec<Reason>) {
+    let served = response
+        .gpu_evidence
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .map(crate::gpu::digest::evidence_digest);
+    let none = || "none".to_string();
+    match (claims.gpu_evidence_digest, served) {
+        (None, None) => {}
+        (Some(bound), Some(got)) if bound == got => {}
+        (bound, got) => reasons.push(Reason::mismatch(
+            ReasonCode::ResponseMismatch,
+            "gpu_evidence is not the evidence the claims bind (SHA-384 of its canonical JSON \
+             differs from claims.gpu_evidence_digest)",
+            bound.map_or_else(none, |d| d.to_hex()),
+            got.map_or_else(none, |d| d.to_hex()),
         )),
     }
 }
