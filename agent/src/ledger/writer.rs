@@ -260,7 +260,8 @@ impl Ledger {
         let line =
             sign_line(&body, &ledger.signer).map_err(|e| LedgerError::Encode(e.to_string()))?;
         ledger.report.epoch_seq = ledger.next_seq;
-        ledger.commit(&[line])?;
+        let head = line_hash(&line);
+        ledger.commit(&[line], head)?;
         Ok(ledger)
     }
 
@@ -307,8 +308,8 @@ impl Ledger {
         let mut totals = self.totals;
         for input in inputs {
             match self.build(input, seq, head, time_ms, &totals) {
-                Ok((receipt, line, new_totals)) => {
-                    head = line_hash(&line);
+                Ok((receipt, line, hash, new_totals)) => {
+                    head = hash;
                     seq = seq.saturating_add(1);
                     totals = new_totals;
                     lines.push(line);
@@ -320,7 +321,7 @@ impl Ledger {
         if lines.is_empty() {
             return results;
         }
-        if let Err(e) = self.commit(&lines) {
+        if let Err(e) = self.commit(&lines, head) {
             return results.into_iter().map(|r| r.and(Err(e.clone()))).collect();
         }
         self.totals = totals;
@@ -334,7 +335,7 @@ impl Ledger {
         prev: [u8; 32],
         time_ms: u64,
         totals: &LedgerTotals,
-    ) -> Result<(Receipt, Vec<u8>, LedgerTotals), LedgerError> {
+    ) -> Result<(Receipt, Vec<u8>, [u8; 32], LedgerTotals), LedgerError> {
         check_len("request_id", &input.request_id)?;
         check_len("model", &input.model)?;
         check_len("endpoint", &input.endpoint)?;
@@ -375,16 +376,20 @@ impl Ledger {
         let Body::Receipt(body) = record else {
             return Err(LedgerError::Encode("receipt record changed kind".into()));
         };
+        // Hashed once: the receipt's id, the next line's `prev` and the new head.
+        let hash = line_hash(&line);
         let receipt = Receipt {
             body,
-            line: String::from_utf8_lossy(&line).into_owned(),
-            hash: hex::encode(line_hash(&line)),
+            line: String::from_utf8(line.clone())
+                .map_err(|_| LedgerError::Encode("a ledger line is not UTF-8".into()))?,
+            hash: hex::encode(hash),
         };
-        Ok((receipt, line, new_totals))
+        Ok((receipt, line, hash, new_totals))
     }
 
-    /// Appends the lines and makes them durable; on success advances the chain.
-    fn commit(&mut self, lines: &[Vec<u8>]) -> Result<(), LedgerError> {
+    /// Appends the lines and makes them durable; on success advances the chain to
+    /// `head`, the hash of the last line.
+    fn commit(&mut self, lines: &[Vec<u8>], head: [u8; 32]) -> Result<(), LedgerError> {
         let total: usize = lines
             .iter()
             .map(|l| l.len().saturating_add(1))
@@ -410,10 +415,8 @@ impl Ledger {
             self.poisoned = true;
             return Err(io_err("fsync", &self.path)(e));
         }
-        for l in lines {
-            self.head = line_hash(l);
-            self.next_seq = self.next_seq.saturating_add(1);
-        }
+        self.head = head;
+        self.next_seq = self.next_seq.saturating_add(lines.len() as u64);
         self.len = self.len.saturating_add(buf.len() as u64);
         Ok(())
     }
