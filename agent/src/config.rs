@@ -21,7 +21,9 @@ use serde::Deserialize;
 
 pub use engine::{EngineConfig, EngineKind, KnownAnswer, RestartPolicy};
 pub use error::ConfigError;
-pub use host::{HostOutcome, HostSettingsConfig, MAX_HOST_SETTINGS_BYTES};
+pub use host::{
+    merge as merge_host_settings, HostOutcome, HostSettingsConfig, MAX_HOST_SETTINGS_BYTES,
+};
 pub use tee::{SimTeeConfig, TdxTeeConfig, TeeConfig, TeeKind};
 
 use crate::accounting::Pricing;
