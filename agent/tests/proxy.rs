@@ -207,6 +207,34 @@ async fn engine_dying_mid_stream_ends_with_an_error_event_and_no_receipt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn engine_that_hangs_up_is_a_json_503_and_not_billed() {
+    // What a client sees in the moment between an engine crash and its supervisor
+    // noticing: the same answer as during the restart, never a bare 502.
+    let (a, _up, d) = agent("", true).await;
+    ready(&a).await;
+    let r = call(
+        &a,
+        "POST",
+        "/v1/completions",
+        Some(r#"{"model":"hangup","prompt":"x"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.text().contains("\"engine_unavailable\""), "{}", r.text());
+    assert_eq!(ledger(&d), (0, 0, 0));
+    // The next request gets a fresh connection and is served.
+    let r = call(
+        &a,
+        "POST",
+        "/v1/completions",
+        Some(r#"{"model":"fake","prompt":"x"}"#),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_limit_is_a_json_413() {
     let (a, _up, _d) = agent("[limits]\nmax_body_bytes = 1024\n", true).await;
     ready(&a).await;

@@ -117,8 +117,18 @@ pub async fn forward(
     let (resp, lease) = match state.client.request(up).await {
         Ok(r) => r,
         Err(e) => {
+            // No answer at all (refused, or the connection closed before a response):
+            // the engine is down, or dying before its supervisor has seen it exit. To
+            // the client that is the same state as a restart, and gets the same
+            // answer; a 502 is kept for an answer that broke off.
             tracing::warn!(error = %e, "engine request failed");
-            return errors::bad_gateway("the inference engine did not answer");
+            let why = if state.engine.is_ready() {
+                "the inference engine did not answer (it is being checked and restarted)"
+                    .to_string()
+            } else {
+                state.engine.unavailable_reason()
+            };
+            return errors::engine_unavailable(&why);
         }
     };
     match tap {

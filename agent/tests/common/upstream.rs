@@ -42,12 +42,20 @@ fn json(status: u16, v: serde_json::Value) -> Response<Body> {
 
 const USAGE: &str = r#"{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}"#;
 
-async fn handle(up: Arc<Upstream>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// An `Err` makes hyper drop the connection without answering (model "hangup": an
+/// engine that dies between reading a request and answering it).
+async fn handle(
+    up: Arc<Upstream>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::io::Error> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     if parts.method == hyper::Method::POST {
         up.bodies.lock().unwrap().push(v.clone());
+    }
+    if v["model"] == "hangup" {
+        return Err(std::io::Error::other("engine gone"));
     }
     let resp = match parts.uri.path() {
         "/health" if up.healthy.load(Ordering::SeqCst) => json(200, serde_json::json!({})),
