@@ -9,7 +9,7 @@
 mod ledger_common;
 
 use cocoon_agent::accounting::Pricing;
-use cocoon_agent::ledger::record::{sign_line, ReceiptBody, ReceiptSigner};
+use cocoon_agent::ledger::record::{sign_line, ReceiptBody, ReceiptSigner, SealBody};
 use cocoon_agent::ledger::{
     verify, verify_reader, Body, Ledger, LedgerError, LedgerHandle, ProblemCode, VerifyError,
     VerifyReport, LEDGER_FILE,
@@ -29,15 +29,58 @@ fn all_codes(report: &VerifyReport) -> Vec<ProblemCode> {
     report.problems.iter().map(|p| p.code).collect()
 }
 
-/// Writes an epoch and `n` receipts; returns the directory.
+/// Receipts per batch in [`ledger_with`].
+const BATCH: u64 = 4;
+
+/// Writes an epoch and `n` receipts in batches of [`BATCH`], each batch with its seal:
+/// line 1 the epoch, then for batch k (from 0) receipts on lines 2+5k..=5+5k and the
+/// seal on line 6+5k (the last batch may be shorter). Returns the directory.
 fn ledger_with(n: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let mut ledger = Ledger::open(dir.path(), key(1), epoch()).unwrap();
-    for i in 0..n {
-        let r = ledger.append(&input(i)).unwrap();
-        assert_eq!(r.body.seq, i + 1);
+    let mut next_seq = 1;
+    for start in (0..n).step_by(BATCH as usize) {
+        let inputs: Vec<_> = (start..n.min(start + BATCH)).map(input).collect();
+        let results = ledger.append_batch(&inputs);
+        let seal_seq = next_seq + inputs.len() as u64;
+        for r in results {
+            let r = r.unwrap();
+            assert_eq!(r.body.seq, next_seq);
+            assert_eq!(r.sealed_by, seal_seq);
+            next_seq += 1;
+        }
+        next_seq += 1; // the seal
     }
     dir
+}
+
+/// `kind` of every line.
+fn kinds(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
+}
+
+fn sha2_256(b: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).into()
+}
+
+/// Rewrites every `prev` from line index `from` on to the hash of the line before, as
+/// someone without the key would to hide an edit: only a seal's signature can catch it.
+fn rechain(lines: &mut [String], from: usize) {
+    for i in from..lines.len() {
+        let want = hex::encode(sha2_256(lines[i - 1].as_bytes()));
+        let v: serde_json::Value = serde_json::from_str(&lines[i]).unwrap();
+        let old = v["prev"].as_str().unwrap().to_string();
+        lines[i] = lines[i].replacen(&old, &want, 1);
+    }
 }
 
 #[test]
@@ -50,6 +93,8 @@ fn receipts_verify_with_independent_totals() {
     let (mut prompt, mut completion, mut total, mut worker) = (0u64, 0u64, 0u64, 0u64);
     for i in 0..n {
         let r = ledger.append(&input(i)).unwrap();
+        // One receipt, then the seal that signs it.
+        assert_eq!((r.body.seq, r.sealed_by), (1 + 2 * i, 2 + 2 * i));
         let u = usage(i);
         // Pricing arithmetic written out here, not through Pricing::split.
         let t = (u.prompt_tokens + u.completion_tokens) * 20;
@@ -68,9 +113,9 @@ fn receipts_verify_with_independent_totals() {
 
     let report = verify(dir.path()).unwrap();
     assert!(report.ok, "{}", report.to_text());
-    assert_eq!(report.lines, n + 1);
-    assert_eq!(report.records, n + 1);
-    assert_eq!(report.last_seq, Some(n));
+    assert_eq!(report.lines, 2 * n + 1);
+    assert_eq!(report.records, 2 * n + 1);
+    assert_eq!(report.last_seq, Some(2 * n));
     assert!(report.warnings.is_empty());
     let t = report.totals;
     assert_eq!(
@@ -86,12 +131,14 @@ fn receipts_verify_with_independent_totals() {
     assert_eq!(report.epochs[0].totals, t);
     assert_eq!(report.epochs[0].owner_address, OWNER);
 
-    // A second boot: new key, new epoch; totals split per epoch.
+    // A second boot: new key, new epoch; totals split per epoch. One batch of 5: five
+    // receipts and one seal, one write.
     let mut ledger = Ledger::open(dir.path(), key(2), epoch()).unwrap();
-    assert_eq!(ledger.open_report().previous_records, n + 1);
-    assert_eq!(ledger.open_report().epoch_seq, n + 1);
-    for i in 0..5 {
-        ledger.append(&input(1000 + i)).unwrap();
+    assert_eq!(ledger.open_report().previous_records, 2 * n + 1);
+    assert_eq!(ledger.open_report().epoch_seq, 2 * n + 1);
+    let inputs: Vec<_> = (0..5).map(|i| input(1000 + i)).collect();
+    for r in ledger.append_batch(&inputs) {
+        assert_eq!(r.unwrap().sealed_by, 2 * n + 7);
     }
     let lt = ledger.totals();
     assert_eq!(lt.genesis.receipts, n + 5);
@@ -99,6 +146,11 @@ fn receipts_verify_with_independent_totals() {
     drop(ledger);
     let report = verify(dir.path()).unwrap();
     assert!(report.ok, "{}", report.to_text());
+    assert_eq!(report.last_seq, Some(2 * n + 7));
+    assert_eq!(
+        kinds(&read_lines(dir.path())).last().map(String::as_str),
+        Some("seal")
+    );
     assert_eq!(report.epochs.len(), 2);
     assert_eq!(report.epochs[1].totals, lt.epoch);
     assert_eq!(report.totals, lt.genesis);
@@ -112,44 +164,83 @@ fn receipts_verify_with_independent_totals() {
 fn removed_line_is_named() {
     let dir = ledger_with(20);
     let mut lines = read_lines(dir.path());
-    lines.remove(9); // line 10 (seq 9)
+    assert_eq!(
+        kinds(&lines[6..12]),
+        ["receipt", "receipt", "receipt", "receipt", "seal", "receipt"]
+    );
+    lines.remove(7); // line 8: the second receipt of the second batch (lines 7-10, seal 11)
     write_lines(dir.path(), &lines);
     let report = verify(dir.path()).unwrap();
     assert!(!report.ok);
     assert_eq!(
-        codes_at(&report, 10),
+        codes_at(&report, 8),
         vec![ProblemCode::PrevMismatch, ProblemCode::RecordsMissing]
     );
-    assert_eq!(report.problems.len(), 2, "{}", report.to_text());
+    // The seal still signs the (unchanged) chain head, but counts one receipt more.
+    assert_eq!(codes_at(&report, 10), vec![ProblemCode::SealMismatch]);
+    assert_eq!(report.problems.len(), 3, "{}", report.to_text());
     assert!(report.problems[1].detail.contains("1 record(s) missing"));
+    assert!(report.problems[2]
+        .detail
+        .contains("seal counts 4 receipt(s); 3"));
 }
 
 #[test]
 fn edited_token_count_is_named() {
     let dir = ledger_with(20);
     let mut lines = read_lines(dir.path());
-    let v: serde_json::Value = serde_json::from_str(&lines[4]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&lines[2]).unwrap();
     let old = v["prompt_tokens"].as_u64().unwrap();
-    lines[4] = lines[4].replacen(
+    lines[2] = lines[2].replacen(
         &format!("\"prompt_tokens\":{old},"),
         &format!("\"prompt_tokens\":{},", old + 1),
         1,
     );
     write_lines(dir.path(), &lines);
     let report = verify(dir.path()).unwrap();
-    assert_eq!(
-        codes_at(&report, 5),
-        vec![ProblemCode::BadSignature, ProblemCode::AmountMismatch]
-    );
-    assert_eq!(codes_at(&report, 6), vec![ProblemCode::PrevMismatch]);
-    assert_eq!(report.problems.len(), 3, "{}", report.to_text());
+    assert_eq!(codes_at(&report, 3), vec![ProblemCode::AmountMismatch]);
+    assert_eq!(codes_at(&report, 4), vec![ProblemCode::PrevMismatch]);
+    assert_eq!(report.problems.len(), 2, "{}", report.to_text());
+}
+
+#[test]
+fn consistent_edit_with_rechained_prevs_breaks_the_seal() {
+    // A careful forger: more tokens with matching amounts, and every later `prev`
+    // recomputed. Only the batch's seal (signed in the TEE) can tell.
+    let dir = ledger_with(20);
+    let mut lines = read_lines(dir.path());
+    let mut v: serde_json::Value = serde_json::from_str(&lines[7]).unwrap();
+    let body = v.as_object_mut().unwrap();
+    let completion = body["completion_tokens"].as_u64().unwrap() + 100;
+    let t = (body["prompt_tokens"].as_u64().unwrap() + completion) * 20;
+    body.insert("completion_tokens".into(), completion.into());
+    body.insert("total_nanoton".into(), t.into());
+    body.insert("worker_nanoton".into(), (t * 95 / 100).into());
+    body.insert("proxy_nanoton".into(), (t - t * 95 / 100).into());
+    let edited = match serde_json::from_value::<Body>(v).unwrap() {
+        b @ Body::Receipt(_) => b,
+        other => panic!("expected a receipt, got {other:?}"),
+    };
+    lines[7] = String::from_utf8(edited.canonical().unwrap()).unwrap();
+    rechain(&mut lines, 8);
+    write_lines(dir.path(), &lines);
+    let report = verify(dir.path()).unwrap();
+    assert!(!report.ok);
+    assert_eq!(codes_at(&report, 11), vec![ProblemCode::BadSignature]);
+    assert!(report.problems[0]
+        .detail
+        .contains("4 receipt(s) before it are not authenticated"));
+    // Later seals sign their own batches' heads, which changed too.
+    assert!(report.problems.iter().all(
+        |p| p.code == ProblemCode::BadSignature && kinds(&lines)[p.line as usize - 1] == "seal"
+    ));
 }
 
 #[test]
 fn swapped_lines_are_named() {
     let dir = ledger_with(20);
     let mut lines = read_lines(dir.path());
-    lines.swap(6, 7); // lines 7 and 8
+    lines.swap(6, 7); // lines 7 and 8, receipts of the second batch
     write_lines(dir.path(), &lines);
     let report = verify(dir.path()).unwrap();
     assert!(codes_at(&report, 7).contains(&ProblemCode::Reordered));
@@ -169,68 +260,92 @@ fn swapped_lines_are_named() {
 fn forged_signature_is_named() {
     let dir = ledger_with(20);
     let mut lines = read_lines(dir.path());
-    let mut v: serde_json::Value = serde_json::from_str(&lines[8]).unwrap();
+    assert_eq!(kinds(&lines)[10], "seal");
+    let v: serde_json::Value = serde_json::from_str(&lines[10]).unwrap();
     let mut sig = hex::decode(v["sig"].as_str().unwrap()).unwrap();
     sig[10] ^= 0x01;
-    let new_sig = hex::encode(&sig);
     let old_sig = v["sig"].as_str().unwrap().to_string();
-    lines[8] = lines[8].replace(&old_sig, &new_sig);
-    v["sig"] = new_sig.into();
+    lines[10] = lines[10].replace(&old_sig, &hex::encode(&sig));
     write_lines(dir.path(), &lines);
     let report = verify(dir.path()).unwrap();
-    assert_eq!(codes_at(&report, 9), vec![ProblemCode::BadSignature]);
-    assert_eq!(codes_at(&report, 10), vec![ProblemCode::PrevMismatch]);
+    assert_eq!(codes_at(&report, 11), vec![ProblemCode::BadSignature]);
+    assert_eq!(codes_at(&report, 12), vec![ProblemCode::PrevMismatch]);
     assert_eq!(report.problems.len(), 2, "{}", report.to_text());
+}
+
+#[test]
+fn removed_seal_is_named() {
+    // The seal between two batches goes: the first batch's receipts run into the
+    // second's, whose seal counts only its own.
+    let dir = ledger_with(8);
+    let mut lines = read_lines(dir.path());
+    lines.remove(5);
+    write_lines(dir.path(), &lines);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(
+        codes_at(&report, 6),
+        vec![ProblemCode::PrevMismatch, ProblemCode::RecordsMissing]
+    );
+    assert_eq!(codes_at(&report, 10), vec![ProblemCode::SealMismatch]);
+
+    // Before a new epoch, unsealed receipts are named as such (never a crash: a batch
+    // and its seal are one write).
+    let dir = ledger_with(4);
+    let mut ledger = Ledger::open(dir.path(), key(2), epoch()).unwrap();
+    ledger.append(&input(9)).unwrap();
+    drop(ledger);
+    let mut lines = read_lines(dir.path());
+    lines.remove(5);
+    write_lines(dir.path(), &lines);
+    let report = verify(dir.path()).unwrap();
+    assert_eq!(codes_at(&report, 2), vec![ProblemCode::Unsealed]);
+    assert!(report.problems[0]
+        .detail
+        .contains("4 receipt(s) (lines 2-5)"));
+    // Not counted: only the second epoch's sealed receipt is.
+    assert_eq!(report.totals.receipts, 1);
 }
 
 #[test]
 fn resigned_wrong_price_is_named() {
     // Someone holding the key (not possible outside the TEE, but the check must not
-    // rely on that) signs a receipt whose price differs from the epoch's.
+    // rely on that) seals a receipt whose price differs from the epoch's.
     let dir = ledger_with(3);
     let mut lines = read_lines(dir.path());
-    let last: ReceiptBody = match serde_json::from_str::<serde_json::Value>(&lines[3])
-        .map(|mut v| {
-            v.as_object_mut().unwrap().remove("sig");
-            serde_json::from_value::<Body>(v).unwrap()
-        })
-        .unwrap()
-    {
+    let last: ReceiptBody = match serde_json::from_str::<Body>(&lines[3]).unwrap() {
         Body::Receipt(r) => r,
-        Body::Epoch(_) => panic!("expected a receipt"),
+        other => panic!("expected a receipt, got {other:?}"),
     };
+    let signer = ReceiptSigner::new(&key(1)).unwrap();
     let mut forged = last.clone();
-    forged.seq += 1;
-    forged.prev = hex::encode(sha2_256(lines[3].as_bytes()));
+    forged.seq = 5;
+    forged.prev = hex::encode(sha2_256(lines[4].as_bytes()));
     forged.nanoton_per_token = 30;
     let t = (forged.prompt_tokens + forged.completion_tokens) * 30;
     forged.total_nanoton = t;
     forged.worker_nanoton = t * 95 / 100;
     forged.proxy_nanoton = t - t * 95 / 100;
-    let line = sign_line(
-        &Body::Receipt(forged.clone()),
-        &ReceiptSigner::new(&key(1)).unwrap(),
-    )
-    .unwrap();
+    let line = sign_line(&Body::Receipt(forged.clone()), &signer).unwrap();
     lines.push(String::from_utf8(line).unwrap());
     // And one with the right price but a skimmed worker share.
     let mut skim = last;
-    skim.seq = forged.seq + 1;
-    skim.prev = hex::encode(sha2_256(lines[4].as_bytes()));
+    skim.seq = 6;
+    skim.prev = hex::encode(sha2_256(lines[5].as_bytes()));
     skim.worker_nanoton -= 1;
     skim.proxy_nanoton += 1;
-    let line = sign_line(&Body::Receipt(skim), &ReceiptSigner::new(&key(1)).unwrap()).unwrap();
+    let line = sign_line(&Body::Receipt(skim), &signer).unwrap();
     lines.push(String::from_utf8(line).unwrap());
+    let seal = Body::Seal(SealBody {
+        seq: 7,
+        prev: hex::encode(sha2_256(lines[6].as_bytes())),
+        receipts: 2,
+    });
+    lines.push(String::from_utf8(sign_line(&seal, &signer).unwrap()).unwrap());
     write_lines(dir.path(), &lines);
     let report = verify(dir.path()).unwrap();
-    assert_eq!(codes_at(&report, 5), vec![ProblemCode::PriceMismatch]);
-    assert_eq!(codes_at(&report, 6), vec![ProblemCode::AmountMismatch]);
+    assert_eq!(codes_at(&report, 6), vec![ProblemCode::PriceMismatch]);
+    assert_eq!(codes_at(&report, 7), vec![ProblemCode::AmountMismatch]);
     assert_eq!(report.problems.len(), 2, "{}", report.to_text());
-}
-
-fn sha2_256(b: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(b).into()
 }
 
 #[test]
@@ -249,11 +364,13 @@ fn removed_epoch_leaves_receipts_unverifiable() {
         ]
     );
     assert_eq!(codes_at(&report, 3), vec![ProblemCode::NoEpoch]);
+    // The seal has no key to be checked with either.
+    assert_eq!(codes_at(&report, 4), vec![ProblemCode::NoEpoch]);
 }
 
 #[test]
 fn torn_tail_is_cut_on_open_and_chain_continues() {
-    let dir = ledger_with(10);
+    let dir = ledger_with(10); // 14 lines: epoch, 4 + seal, 4 + seal, 2 + seal
     let path = dir.path().join(LEDGER_FILE);
     let before = std::fs::read(&path).unwrap();
     // A crash mid-write: half of a would-be next line, no newline.
@@ -267,13 +384,13 @@ fn torn_tail_is_cut_on_open_and_chain_continues() {
     assert!(report.ok, "a torn tail is a warning: {}", report.to_text());
     assert_eq!(report.warnings.len(), 1);
     assert_eq!(report.warnings[0].code, ProblemCode::TornTail);
-    assert_eq!(report.warnings[0].line, 12);
+    assert_eq!(report.warnings[0].line, 15);
     assert_eq!(report.totals.receipts, 10);
 
     let mut ledger = Ledger::open(dir.path(), key(3), epoch()).unwrap();
     assert_eq!(ledger.open_report().truncated_bytes, 150);
-    assert_eq!(ledger.open_report().torn_line, Some(12));
-    assert_eq!(ledger.open_report().epoch_seq, 11);
+    assert_eq!(ledger.open_report().torn_line, Some(15));
+    assert_eq!(ledger.open_report().epoch_seq, 14);
     ledger.append(&input(99)).unwrap();
     drop(ledger);
     let after = std::fs::read(&path).unwrap();
@@ -282,7 +399,67 @@ fn torn_tail_is_cut_on_open_and_chain_continues() {
     assert!(report.ok, "{}", report.to_text());
     assert!(report.warnings.is_empty());
     assert_eq!(report.totals.receipts, 11);
-    assert_eq!(report.last_seq, Some(12));
+    assert_eq!(report.last_seq, Some(16));
+}
+
+#[test]
+fn batch_torn_before_its_seal_is_cut_on_open() {
+    // Power lost mid-batch: a boot's epoch and two whole receipt lines reached the disk,
+    // their seal only half. None of it was acknowledged.
+    let dir = ledger_with(10);
+    let path = dir.path().join(LEDGER_FILE);
+    let before = std::fs::read(&path).unwrap();
+    let mut ledger = Ledger::open(dir.path(), key(2), epoch()).unwrap();
+    for r in ledger.append_batch(&[input(50), input(51)]) {
+        r.unwrap();
+    }
+    drop(ledger);
+    let full = std::fs::read(&path).unwrap();
+    let epoch_end = before.len()
+        + full[before.len()..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap()
+        + 1;
+    let cut = full.len() - 40; // inside the seal line
+    std::fs::write(&path, &full[..cut]).unwrap();
+
+    let report = verify(dir.path()).unwrap();
+    assert!(report.ok, "a torn batch is a warning: {}", report.to_text());
+    let codes: Vec<_> = report.warnings.iter().map(|w| (w.code, w.line)).collect();
+    assert_eq!(
+        codes,
+        vec![(ProblemCode::UnsealedTail, 16), (ProblemCode::TornTail, 18)]
+    );
+    assert_eq!(
+        report.totals.receipts, 10,
+        "unsealed receipts are not counted"
+    );
+    assert_eq!(report.epochs.len(), 2);
+    assert_eq!(report.epochs[1].totals.receipts, 0);
+    // The checkpoint is the last signed line: the second epoch (seq 14).
+    assert_eq!(report.last_seq, Some(14));
+    assert_eq!(
+        report.head_hash,
+        hex::encode(sha2_256(&full[before.len()..epoch_end - 1]))
+    );
+
+    let mut ledger = Ledger::open(dir.path(), key(3), epoch()).unwrap();
+    assert_eq!(ledger.open_report().torn_line, Some(16));
+    assert_eq!(
+        ledger.open_report().truncated_bytes,
+        (cut - epoch_end) as u64
+    );
+    assert_eq!(ledger.open_report().epoch_seq, 15);
+    ledger.append(&input(99)).unwrap();
+    drop(ledger);
+    let after = std::fs::read(&path).unwrap();
+    assert_eq!(&after[..epoch_end], &full[..epoch_end], "history untouched");
+    let report = verify(dir.path()).unwrap();
+    assert!(report.ok, "{}", report.to_text());
+    assert!(report.warnings.is_empty());
+    assert_eq!(report.totals.receipts, 11);
+    assert_eq!(report.epochs.len(), 3);
 }
 
 #[test]
@@ -373,7 +550,14 @@ fn handle_serves_concurrent_submitters() {
     let totals = rt.block_on(handle.totals()).unwrap();
     assert_eq!(totals.epoch.receipts, tasks * per);
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=tasks * per).collect::<Vec<_>>());
+    seqs.dedup();
+    assert_eq!(seqs.len() as u64, tasks * per, "every receipt its own seq");
+    // Receipts and seals share the numbering: every seq after the epoch is one or the
+    // other, and the batches' seals fill exactly the gaps.
+    let lines = read_lines(dir.path());
+    let seals = kinds(&lines).iter().filter(|k| *k == "seal").count() as u64;
+    assert_eq!(lines.len() as u64, 1 + tasks * per + seals);
+    assert!(seqs.iter().all(|&s| (1..=tasks * per + seals).contains(&s)));
     drop(handle);
     // The writer thread releases the lock once the last handle is gone.
     let mut reopened = None;
@@ -428,8 +612,12 @@ fn report_json_names_reasons() {
         .iter()
         .map(|p| p["code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, vec!["prev_mismatch", "records_missing"]);
+    assert_eq!(
+        codes,
+        vec!["prev_mismatch", "records_missing", "seal_mismatch"]
+    );
     assert_eq!(json["problems"][1]["line"], 3);
+    assert_eq!(json["problems"][2]["line"], 5);
     assert_eq!(json["totals"]["receipts"], 3);
     let text = report.to_text();
     assert!(
@@ -465,7 +653,8 @@ fn garbage_and_damage_never_panic() {
     }
 
     // Every truncation of a valid ledger verifies: cutting the end is only detectable
-    // against a checkpoint (head_hash), and a cut inside a line is a torn tail.
+    // against a checkpoint (head_hash), a cut inside a line is a torn tail, and receipts
+    // cut off from their seal are an unsealed tail.
     let mut cuts: Vec<usize> = (0..300)
         .map(|_| rng.below(good.len() as u64 + 1) as usize)
         .collect();
@@ -475,22 +664,35 @@ fn garbage_and_damage_never_panic() {
         }
     }
     cuts.extend([0, good.len()]);
+    let good_lines: Vec<String> = String::from_utf8(good.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let good_kinds = kinds(&good_lines);
     for cut in cuts {
         let r = verify_reader(&good[..cut], "cut").unwrap();
         assert!(r.ok, "cut at {cut}: {}", r.to_text());
         let torn = cut > 0 && good[cut - 1] != b'\n';
-        assert_eq!(r.warnings.len(), usize::from(torn), "cut at {cut}");
+        let whole_lines = good[..cut].iter().filter(|&&b| b == b'\n').count();
+        let unsealed = whole_lines > 0 && good_kinds[whole_lines - 1] == "receipt";
+        assert_eq!(
+            r.warnings.len(),
+            usize::from(torn) + usize::from(unsealed),
+            "cut at {cut}: {}",
+            r.to_text()
+        );
     }
 
     // Any single bit flip is detected, except in the final newline (which turns the
-    // last line into a torn tail).
+    // last line, a seal, into a torn tail and its batch into an unsealed tail).
     for _ in 0..400 {
         let mut bad = good.clone();
         let at = rng.below(bad.len() as u64) as usize;
         bad[at] ^= 1 << rng.below(8);
         let r = verify_reader(&bad[..], "flip").unwrap();
         if at == good.len() - 1 {
-            assert!(r.ok && r.warnings.len() == 1);
+            assert!(r.ok && r.warnings.len() == 2, "{}", r.to_text());
         } else {
             assert!(!r.ok, "flip at {at} undetected");
         }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lines::RawLine;
 use super::record::{
-    parse_public_key, Body, EpochBody, ParsedLine, ReceiptBody, FORMAT, GENESIS_PREV,
+    parse_public_key, Body, EpochBody, ParsedLine, ReceiptBody, SealBody, FORMAT, GENESIS_PREV,
 };
 use crate::accounting::{Pricing, PricingError};
 
@@ -33,11 +33,16 @@ pub enum ProblemCode {
     /// `seq` goes backwards, or skips numbers that appear later: lines were moved (or
     /// one was duplicated).
     Reordered,
-    /// The signature does not verify with the epoch's key: the record was edited or its
-    /// signature forged.
+    /// The signature does not verify with the epoch's key: the record (or, for a seal,
+    /// a line before it) was edited, or the signature forged.
     BadSignature,
-    /// A receipt before any epoch record: no key to check it with.
+    /// A receipt or seal before any epoch record: no key to check it with.
     NoEpoch,
+    /// Receipts followed by an epoch record instead of their seal: the seal was removed
+    /// (a crash cannot do this: a batch and its seal are one write).
+    Unsealed,
+    /// A seal's `receipts` differs from the receipts since the previous seal or epoch.
+    SealMismatch,
     /// An epoch's `receipt_public_key` is not an Ed25519 public key.
     BadKey,
     /// An epoch's `format` is not the one this verifier reads.
@@ -54,6 +59,9 @@ pub enum ProblemCode {
     TotalsOverflow,
     /// Warning: the last line has no `\n` (a write torn by a crash; never acknowledged).
     TornTail,
+    /// Warning: receipts after the last seal (a batch torn by a crash before its seal
+    /// reached the disk; never acknowledged, not counted).
+    UnsealedTail,
 }
 
 impl ProblemCode {
@@ -67,6 +75,8 @@ impl ProblemCode {
             ProblemCode::Reordered => "reordered",
             ProblemCode::BadSignature => "bad_signature",
             ProblemCode::NoEpoch => "no_epoch",
+            ProblemCode::Unsealed => "unsealed",
+            ProblemCode::SealMismatch => "seal_mismatch",
             ProblemCode::BadKey => "bad_key",
             ProblemCode::UnknownFormat => "unknown_format",
             ProblemCode::BadPricing => "bad_pricing",
@@ -75,6 +85,7 @@ impl ProblemCode {
             ProblemCode::OwnerMismatch => "owner_mismatch",
             ProblemCode::TotalsOverflow => "totals_overflow",
             ProblemCode::TornTail => "torn_tail",
+            ProblemCode::UnsealedTail => "unsealed_tail",
         }
     }
 }
@@ -122,6 +133,18 @@ impl Totals {
             proxy_nanoton: self.proxy_nanoton.checked_add(r.proxy_nanoton)?,
         })
     }
+
+    /// `self + other`, field by field; `None` on overflow.
+    pub fn checked_sum(&self, o: &Totals) -> Option<Totals> {
+        Some(Totals {
+            receipts: self.receipts.checked_add(o.receipts)?,
+            prompt_tokens: self.prompt_tokens.checked_add(o.prompt_tokens)?,
+            completion_tokens: self.completion_tokens.checked_add(o.completion_tokens)?,
+            total_nanoton: self.total_nanoton.checked_add(o.total_nanoton)?,
+            worker_nanoton: self.worker_nanoton.checked_add(o.worker_nanoton)?,
+            proxy_nanoton: self.proxy_nanoton.checked_add(o.proxy_nanoton)?,
+        })
+    }
 }
 
 /// An epoch as the report shows it.
@@ -137,8 +160,18 @@ pub struct EpochSummary {
     /// quote pins its own policy).
     pub attested: bool,
     pub time_ms: u64,
-    /// Receipts of this epoch.
+    /// Sealed receipts of this epoch.
     pub totals: Totals,
+}
+
+/// Receipts since the last seal or epoch, counted once a seal signs them.
+#[derive(Default)]
+struct Pending {
+    count: u64,
+    first_line: u64,
+    last_line: u64,
+    /// `None` once the sums overflowed.
+    totals: Option<Totals>,
 }
 
 struct Current {
@@ -158,11 +191,19 @@ pub struct Checker {
     problems: Vec<Problem>,
     problems_omitted: u64,
     overflow_reported: bool,
+    pending: Pending,
+    /// Chain state just after the last epoch or seal line (what a ledger continues from).
+    committed_head: [u8; 32],
+    committed_next_seq: u64,
+    committed_line: u64,
+    /// Offset just past everything read.
+    end: u64,
     pub lines: u64,
     pub records: u64,
+    /// Sums over sealed receipts.
     pub totals: Totals,
     pub epochs: Vec<EpochSummary>,
-    /// Offset just past the last `\n`-terminated line.
+    /// Offset just past the last epoch or seal line.
     pub committed_end: u64,
     /// The unterminated last line, if any: (line number, start offset, length).
     pub torn_tail: Option<(u64, u64, u64)>,
@@ -185,6 +226,11 @@ impl Checker {
             problems: Vec::new(),
             problems_omitted: 0,
             overflow_reported: false,
+            pending: Pending::default(),
+            committed_head: [0; 32],
+            committed_next_seq: 0,
+            committed_line: 0,
+            end: 0,
             lines: 0,
             records: 0,
             totals: Totals::default(),
@@ -194,14 +240,46 @@ impl Checker {
         }
     }
 
-    /// Hash of the last complete line (`prev` of the next record).
+    /// Hash of the last complete line.
     pub fn head_hash(&self) -> [u8; 32] {
         self.prev_hash
     }
 
-    /// `seq` the next record must carry.
+    /// `seq` after the last complete line.
     pub fn next_seq(&self) -> u64 {
         self.max_seq.map_or(0, |s| s.saturating_add(1))
+    }
+
+    /// Hash of the last epoch or seal line (`prev` of the next record once an
+    /// uncommitted tail is cut off).
+    pub fn committed_head(&self) -> [u8; 32] {
+        self.committed_head
+    }
+
+    /// `seq` after the last epoch or seal line.
+    pub fn committed_next_seq(&self) -> u64 {
+        self.committed_next_seq
+    }
+
+    /// What follows the last epoch or seal line, if anything: (its first line number,
+    /// start offset, length). Receipts without their seal and a torn last line were
+    /// never acknowledged; [`super::Ledger::open`] cuts them off.
+    pub fn uncommitted_tail(&self) -> Option<(u64, u64, u64)> {
+        let len = self.end.saturating_sub(self.committed_end);
+        (len > 0).then(|| {
+            (
+                self.committed_line.saturating_add(1),
+                self.committed_end,
+                len,
+            )
+        })
+    }
+
+    fn commit_point(&mut self, raw: &RawLine) {
+        self.committed_head = raw.hash;
+        self.committed_next_seq = self.next_seq();
+        self.committed_line = raw.no;
+        self.committed_end = raw.end;
     }
 
     fn problem(&mut self, line: u64, code: ProblemCode, detail: impl Into<String>) {
@@ -217,13 +295,13 @@ impl Checker {
     }
 
     pub fn push(&mut self, raw: &RawLine) {
+        self.end = raw.end;
         if !raw.terminated {
             // Not part of the chain: it was never acknowledged (module docs of writer).
             self.torn_tail = Some((raw.no, raw.start, raw.end.saturating_sub(raw.start)));
             return;
         }
         self.lines = raw.no;
-        self.committed_end = raw.end;
         let expected_prev = self.prev_hash;
         self.prev_hash = raw.hash;
         let Some(bytes) = raw.bytes.as_deref() else {
@@ -263,8 +341,15 @@ impl Checker {
         }
         self.check_seq(raw.no, parsed.body.seq());
         match &parsed.body {
-            Body::Epoch(e) => self.epoch(raw.no, e, &parsed),
-            Body::Receipt(r) => self.receipt(raw.no, r, &parsed),
+            Body::Epoch(e) => {
+                self.epoch(raw.no, e, &parsed);
+                self.commit_point(raw);
+            }
+            Body::Receipt(r) => self.receipt(raw.no, r),
+            Body::Seal(seal) => {
+                self.seal(raw.no, seal, &parsed);
+                self.commit_point(raw);
+            }
         }
     }
 
@@ -287,6 +372,17 @@ impl Checker {
     }
 
     fn epoch(&mut self, line: u64, e: &EpochBody, parsed: &ParsedLine) {
+        let p = std::mem::take(&mut self.pending);
+        if p.count > 0 {
+            self.problem(
+                p.first_line,
+                ProblemCode::Unsealed,
+                format!(
+                    "{} receipt(s) (lines {}-{}) have no seal before the epoch at line {line}: not counted",
+                    p.count, p.first_line, p.last_line
+                ),
+            );
+        }
         if e.format != FORMAT {
             self.problem(
                 line,
@@ -329,27 +425,19 @@ impl Checker {
         });
     }
 
-    fn receipt(&mut self, line: u64, r: &ReceiptBody, parsed: &ParsedLine) {
+    fn receipt(&mut self, line: u64, r: &ReceiptBody) {
         let Some(cur) = self.current.as_ref() else {
             self.problem(
                 line,
                 ProblemCode::NoEpoch,
                 "receipt before any epoch record",
             );
-            self.add_totals(line, r);
+            self.add_pending(line, r);
             return;
         };
-        let sig_ok = cur.key.as_ref().is_some_and(|k| parsed.signature_valid(k));
         let price_ok = r.nanoton_per_token == cur.pricing.nanoton_per_token;
         let owner_ok = r.owner_address == cur.owner;
         let pricing = cur.pricing;
-        if !sig_ok {
-            self.problem(
-                line,
-                ProblemCode::BadSignature,
-                "receipt signature does not verify with the epoch's key",
-            );
-        }
         if !price_ok {
             self.problem(
                 line,
@@ -403,23 +491,64 @@ impl Checker {
                 ),
             );
         }
-        self.add_totals(line, r);
+        self.add_pending(line, r);
     }
 
-    fn add_totals(&mut self, line: u64, r: &ReceiptBody) {
-        let genesis = self.totals.checked_add(r);
-        let epoch = match self.epochs.last() {
-            Some(e) => e.totals.checked_add(r).map(Some),
-            None => Some(None),
-        };
-        match (genesis, epoch) {
-            (Some(g), Some(e)) => {
-                self.totals = g;
-                if let (Some(e), Some(last)) = (e, self.epochs.last_mut()) {
+    fn add_pending(&mut self, line: u64, r: &ReceiptBody) {
+        let p = &mut self.pending;
+        if p.count == 0 {
+            p.first_line = line;
+            p.totals = Some(Totals::default());
+        }
+        p.count = p.count.saturating_add(1);
+        p.last_line = line;
+        p.totals = p.totals.and_then(|t| t.checked_add(r));
+    }
+
+    fn seal(&mut self, line: u64, seal: &SealBody, parsed: &ParsedLine) {
+        let p = std::mem::take(&mut self.pending);
+        match self.current.as_ref() {
+            None => self.problem(line, ProblemCode::NoEpoch, "seal before any epoch record"),
+            Some(cur) if !cur.key.as_ref().is_some_and(|k| parsed.signature_valid(k)) => self
+                .problem(
+                    line,
+                    ProblemCode::BadSignature,
+                    format!(
+                        "seal signature does not verify with the epoch's key: the {} receipt(s) before it are not authenticated",
+                        p.count
+                    ),
+                ),
+            Some(_) => {}
+        }
+        if seal.receipts != p.count {
+            self.problem(
+                line,
+                ProblemCode::SealMismatch,
+                format!(
+                    "seal counts {} receipt(s); {} since the previous seal or epoch",
+                    seal.receipts, p.count
+                ),
+            );
+        }
+        if p.count == 0 {
+            return;
+        }
+        let sums = p.totals.and_then(|batch| {
+            let genesis = self.totals.checked_sum(&batch)?;
+            let epoch = match self.epochs.last() {
+                Some(e) => Some(e.totals.checked_sum(&batch)?),
+                None => None,
+            };
+            Some((genesis, epoch))
+        });
+        match sums {
+            Some((genesis, epoch)) => {
+                self.totals = genesis;
+                if let (Some(e), Some(last)) = (epoch, self.epochs.last_mut()) {
                     last.totals = e;
                 }
             }
-            _ => {
+            None => {
                 if !self.overflow_reported {
                     self.overflow_reported = true;
                     self.problem(
@@ -460,6 +589,17 @@ impl Checker {
         let mut problems = std::mem::take(&mut self.problems);
         problems.sort_by_key(|p| p.line);
         let mut warnings = Vec::new();
+        let p = &self.pending;
+        if p.count > 0 {
+            warnings.push(Problem {
+                line: p.first_line,
+                code: ProblemCode::UnsealedTail,
+                detail: format!(
+                    "{} receipt(s) (lines {}-{}) after the last seal: a batch torn by a crash before its seal reached the disk; never acknowledged, not counted",
+                    p.count, p.first_line, p.last_line
+                ),
+            });
+        }
         if let Some((line, _, len)) = self.torn_tail {
             warnings.push(Problem {
                 line,

@@ -5,11 +5,13 @@
 //!
 //! File: `DIR/ledger.jsonl`, one record per line; formats in [`record`]. Each agent
 //! boot opens it with a fresh Ed25519 key (generated inside the TEE, never written
-//! anywhere) and starts an *epoch* record naming that key; the receipts after it are
-//! signed with it. The epoch record can carry the RA-TLS attestation, which binds the
-//! key to the measured image: whoever holds a quote-verified key trusts its receipts.
+//! anywhere) and starts an *epoch* record naming that key. Receipts are written in
+//! batches (group commit), each batch followed by a *seal* that the key signs over the
+//! chain head, so one signature covers every receipt of the batch. The epoch record can
+//! carry the RA-TLS attestation, which binds the key to the measured image: whoever
+//! holds a quote-verified key trusts the receipts its seals sign.
 //!
-//! - [`Ledger`]: open (verify, repair a torn tail, lock) and append (group commit).
+//! - [`Ledger`]: open (verify, cut a torn batch, lock) and append (group commit).
 //! - [`LedgerHandle`]: the same behind a writer thread, for async callers.
 //! - [`verify()`]: the verifier, reporting every problem with its line number.
 
@@ -22,7 +24,7 @@ mod writer;
 
 pub use check::{EpochSummary, Problem, ProblemCode, Totals};
 pub use handle::{LedgerHandle, MAX_BATCH};
-pub use record::{Body, EpochBody, ReceiptBody, FORMAT, GENESIS_PREV, LEDGER_FILE};
+pub use record::{Body, EpochBody, ReceiptBody, SealBody, FORMAT, GENESIS_PREV, LEDGER_FILE};
 pub use verify::{verify, verify_file, verify_reader, VerifyError, VerifyReport};
 pub use writer::{
     EpochInfo, Ledger, LedgerError, LedgerTotals, OpenReport, Receipt, ReceiptInput, MAX_FIELD_LEN,

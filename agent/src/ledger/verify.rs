@@ -1,8 +1,9 @@
 //! `cocoon-agent ledger verify DIR`: walks a ledger and reports every problem.
 //!
-//! What it proves: every line from the first to the last is signed by the key its
-//! epoch introduced, chained to the line before, numbered without gaps, and priced by
-//! its epoch's pricing. What it cannot prove alone: that lines were not cut off the
+//! What it proves: every line from the first to the last is chained to the line before
+//! and numbered without gaps; every receipt is followed, within its epoch, by a seal
+//! that the epoch's key signed over the chain head (so the receipt is signed too), and
+//! priced by its epoch's pricing. What it cannot prove alone: that lines were not cut off the
 //! *end* (a shorter file is still a valid chain) — compare `head_hash`/`seq` with a
 //! copy a proxy or owner kept — and that an epoch's key really lives in a TEE — check
 //! the epoch's `attestation` quote against a policy.
@@ -41,19 +42,19 @@ pub struct VerifyReport {
     pub lines: u64,
     /// Lines that parsed as records.
     pub records: u64,
-    /// Sums over all receipts since genesis.
+    /// Sums over all sealed receipts since genesis.
     pub totals: Totals,
     pub epochs: Vec<EpochSummary>,
     /// Every problem found, ordered by line.
     pub problems: Vec<Problem>,
     /// Problems found beyond the report's cap (see `check::MAX_PROBLEMS`).
     pub problems_omitted: u64,
-    /// Not failures: a torn last line.
+    /// Not failures: a torn last line, receipts after the last seal (a torn batch).
     pub warnings: Vec<Problem>,
-    /// `seq` of the last record, the number the next one will carry minus one.
+    /// `seq` of the last epoch or seal record.
     pub last_seq: Option<u64>,
-    /// Hex SHA-256 of the last complete line: a checkpoint a third party can keep to
-    /// detect later truncation.
+    /// Hex SHA-256 of the last epoch or seal line: a checkpoint a third party can keep
+    /// to detect later truncation.
     pub head_hash: String,
 }
 
@@ -95,10 +96,7 @@ pub fn verify_reader(reader: impl BufRead, label: &str) -> io::Result<VerifyRepo
 
 pub(crate) fn report(mut checker: Checker, label: &str) -> VerifyReport {
     let (problems, warnings, problems_omitted) = checker.finish();
-    let last_seq = checker
-        .next_seq()
-        .checked_sub(1)
-        .filter(|_| checker.records > 0);
+    let last_seq = checker.committed_next_seq().checked_sub(1);
     VerifyReport {
         ok: problems.is_empty() && problems_omitted == 0,
         path: label.to_string(),
@@ -110,7 +108,7 @@ pub(crate) fn report(mut checker: Checker, label: &str) -> VerifyReport {
         problems_omitted,
         warnings,
         last_seq,
-        head_hash: hex::encode(checker.head_hash()),
+        head_hash: hex::encode(checker.committed_head()),
     }
 }
 

@@ -1,12 +1,13 @@
 //! The appending side: one process at a time (flock), every receipt durable before it
 //! is acknowledged.
 //!
-//! Crash model: a line is written with one `write(2)` of the whole line and its `\n`,
-//! then `fdatasync(2)`; [`Ledger::append`] returns only after both. A crash (power
-//! loss) in between can leave a prefix of the line without its `\n`; no caller was
-//! told it exists, so [`Ledger::open`] cuts it off. A `kill -9` of the agent cannot tear
-//! a line (the kernel completes the write into the page cache), it can only lose
-//! receipts not yet acknowledged.
+//! Crash model: a batch of receipts and the seal that signs them are written with one
+//! `write(2)`, then `fdatasync(2)`; [`Ledger::append_batch`] returns only after both. A
+//! crash (power loss) in between can leave a prefix of the batch: whole receipt lines
+//! without their seal, and a last line without its `\n`. No caller was told any of it
+//! exists, so [`Ledger::open`] cuts everything after the last seal (or epoch) off. A
+//! `kill -9` of the agent cannot tear a batch (the kernel completes the write into the
+//! page cache), it can only lose receipts not yet acknowledged.
 #![deny(clippy::arithmetic_side_effects)]
 
 use std::fs::{File, OpenOptions};
@@ -23,8 +24,8 @@ use serde_json::Value;
 use super::check::{Checker, Problem, Totals, MAX_PROBLEMS};
 use super::lines::LineReader;
 use super::record::{
-    line_hash, sign_line, sort_keys, Body, EpochBody, ReceiptBody, ReceiptSigner, FORMAT,
-    LEDGER_FILE,
+    hex32, line_hash, sign_line, sort_keys, Body, EpochBody, ReceiptBody, ReceiptSigner, SealBody,
+    FORMAT, LEDGER_FILE,
 };
 use crate::accounting::{Pricing, PricingError, UsageTokens};
 
@@ -92,6 +93,9 @@ pub struct Receipt {
     pub line: String,
     /// Hex SHA-256 of `line` (the next record's `prev`).
     pub hash: String,
+    /// `seq` of the seal whose signature covers this receipt (written in the same
+    /// batch, durable together with it).
+    pub sealed_by: u64,
 }
 
 /// Sums since genesis and since this open.
@@ -104,9 +108,10 @@ pub struct LedgerTotals {
 /// What [`Ledger::open`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OpenReport {
-    /// Records in the file before this open.
+    /// Records in the file before this open (counting those of a torn batch).
     pub previous_records: u64,
-    /// Bytes of a torn last line cut off, with its line number.
+    /// Bytes of a torn batch cut off (receipts whose seal never made it to disk, and a
+    /// last line without `\n`), with the line number where the cut starts.
     pub truncated_bytes: u64,
     pub torn_line: Option<u64>,
     /// `seq` of this open's epoch record.
@@ -220,11 +225,11 @@ impl Ledger {
             previous_records: checker.records,
             ..OpenReport::default()
         };
-        if let Some((line, start, bytes)) = checker.torn_tail {
+        if let Some((line, start, bytes)) = checker.uncommitted_tail() {
             file.set_len(start)
-                .map_err(io_err("truncate torn line of", &path))?;
+                .map_err(io_err("truncate torn batch of", &path))?;
             file.sync_all().map_err(io_err("fsync", &path))?;
-            tracing::warn!(path = %path.display(), line, bytes, "ledger: cut off a torn last line (never acknowledged)");
+            tracing::warn!(path = %path.display(), line, bytes, "ledger: cut off a torn batch (never acknowledged)");
             report.truncated_bytes = bytes;
             report.torn_line = Some(line);
         }
@@ -236,8 +241,8 @@ impl Ledger {
             signer,
             owner_address: epoch.owner_address.clone(),
             pricing: epoch.pricing,
-            head: checker.head_hash(),
-            next_seq: checker.next_seq(),
+            head: checker.committed_head(),
+            next_seq: checker.committed_next_seq(),
             len: checker.committed_end,
             totals: LedgerTotals {
                 genesis: checker.totals,
@@ -248,7 +253,7 @@ impl Ledger {
         };
         let body = Body::Epoch(EpochBody {
             seq: ledger.next_seq,
-            prev: hex::encode(ledger.head),
+            prev: hex32(&ledger.head),
             format: FORMAT.to_string(),
             receipt_public_key: hex::encode(ledger.signer.verifying_key().as_bytes()),
             worker_address: epoch.worker_address,
@@ -293,16 +298,17 @@ impl Ledger {
             .unwrap_or(Err(LedgerError::Closed))
     }
 
-    /// Group commit: writes all receipts with one write and one fsync. The result for
-    /// each input is in input order; a receipt is `Ok` only once durable. An input that
-    /// cannot be priced fails alone; an I/O failure fails the whole batch.
+    /// Group commit: writes all receipts and one seal signing them with one write and
+    /// one fsync. The result for each input is in input order; a receipt is `Ok` only
+    /// once durable. An input that cannot be priced fails alone; an I/O failure fails
+    /// the whole batch.
     pub fn append_batch(&mut self, inputs: &[ReceiptInput]) -> Vec<Result<Receipt, LedgerError>> {
         if self.poisoned {
             return inputs.iter().map(|_| Err(LedgerError::Poisoned)).collect();
         }
         let time_ms = now_ms();
         let mut results: Vec<Result<Receipt, LedgerError>> = Vec::with_capacity(inputs.len());
-        let mut lines = Vec::with_capacity(inputs.len());
+        let mut lines = Vec::with_capacity(inputs.len().saturating_add(1));
         let mut head = self.head;
         let mut seq = self.next_seq;
         let mut totals = self.totals;
@@ -321,10 +327,27 @@ impl Ledger {
         if lines.is_empty() {
             return results;
         }
+        let seal = Body::Seal(SealBody {
+            seq,
+            prev: hex32(&head),
+            receipts: lines.len() as u64,
+        });
+        let seal_line = match sign_line(&seal, &self.signer) {
+            Ok(l) => l,
+            Err(e) => {
+                let e = LedgerError::Encode(e);
+                return results.into_iter().map(|r| r.and(Err(e.clone()))).collect();
+            }
+        };
+        head = line_hash(&seal_line);
+        lines.push(seal_line);
         if let Err(e) = self.commit(&lines, head) {
             return results.into_iter().map(|r| r.and(Err(e.clone()))).collect();
         }
         self.totals = totals;
+        for r in results.iter_mut().flatten() {
+            r.sealed_by = seq;
+        }
         results
     }
 
@@ -347,7 +370,7 @@ impl Ledger {
         let amounts = self.pricing.split(tokens)?;
         let body = ReceiptBody {
             seq,
-            prev: hex::encode(prev),
+            prev: hex32(&prev),
             request_id: input.request_id.clone(),
             model: input.model.clone(),
             endpoint: input.endpoint.clone(),
@@ -382,7 +405,9 @@ impl Ledger {
             body,
             line: String::from_utf8(line.clone())
                 .map_err(|_| LedgerError::Encode("a ledger line is not UTF-8".into()))?,
-            hash: hex::encode(hash),
+            hash: hex32(&hash),
+            // Set once the batch's seal is written.
+            sealed_by: 0,
         };
         Ok((receipt, line, hash, new_totals))
     }
