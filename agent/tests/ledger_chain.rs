@@ -1,4 +1,5 @@
-//! Ledger: write, verify, tamper, repair (issue 6, item 7).
+//! Ledger: write, verify, tamper (issue 6, item 7). Opening, repair and locking are in
+//! `ledger_open.rs`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,80 +9,9 @@
 
 mod ledger_common;
 
-use cocoon_agent::accounting::Pricing;
 use cocoon_agent::ledger::record::{sign_line, ReceiptBody, ReceiptSigner, SealBody};
-use cocoon_agent::ledger::{
-    verify, verify_reader, Body, Ledger, LedgerError, LedgerHandle, ProblemCode, VerifyError,
-    VerifyReport, LEDGER_FILE,
-};
+use cocoon_agent::ledger::{verify, verify_reader, Body, Ledger, ProblemCode, LEDGER_FILE};
 use ledger_common::*;
-
-fn codes_at(report: &VerifyReport, line: u64) -> Vec<ProblemCode> {
-    report
-        .problems
-        .iter()
-        .filter(|p| p.line == line)
-        .map(|p| p.code)
-        .collect()
-}
-
-fn all_codes(report: &VerifyReport) -> Vec<ProblemCode> {
-    report.problems.iter().map(|p| p.code).collect()
-}
-
-/// Receipts per batch in [`ledger_with`].
-const BATCH: u64 = 4;
-
-/// Writes an epoch and `n` receipts in batches of [`BATCH`], each batch with its seal:
-/// line 1 the epoch, then for batch k (from 0) receipts on lines 2+5k..=5+5k and the
-/// seal on line 6+5k (the last batch may be shorter). Returns the directory.
-fn ledger_with(n: u64) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let mut ledger = Ledger::open(dir.path(), key(1), epoch()).unwrap();
-    let mut next_seq = 1;
-    for start in (0..n).step_by(BATCH as usize) {
-        let inputs: Vec<_> = (start..n.min(start + BATCH)).map(input).collect();
-        let results = ledger.append_batch(&inputs);
-        let seal_seq = next_seq + inputs.len() as u64;
-        for r in results {
-            let r = r.unwrap();
-            assert_eq!(r.body.seq, next_seq);
-            assert_eq!(r.sealed_by, seal_seq);
-            next_seq += 1;
-        }
-        next_seq += 1; // the seal
-    }
-    dir
-}
-
-/// `kind` of every line.
-fn kinds(lines: &[String]) -> Vec<String> {
-    lines
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
-fn sha2_256(b: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(b).into()
-}
-
-/// Rewrites every `prev` from line index `from` on to the hash of the line before, as
-/// someone without the key would to hide an edit: only a seal's signature can catch it.
-fn rechain(lines: &mut [String], from: usize) {
-    for i in from..lines.len() {
-        let want = hex::encode(sha2_256(lines[i - 1].as_bytes()));
-        let v: serde_json::Value = serde_json::from_str(&lines[i]).unwrap();
-        let old = v["prev"].as_str().unwrap().to_string();
-        lines[i] = lines[i].replacen(&old, &want, 1);
-    }
-}
 
 #[test]
 fn receipts_verify_with_independent_totals() {
@@ -169,8 +99,7 @@ fn removed_line_is_named() {
         ["receipt", "receipt", "receipt", "receipt", "seal", "receipt"]
     );
     lines.remove(7); // line 8: the second receipt of the second batch (lines 7-10, seal 11)
-    write_lines(dir.path(), &lines);
-    let report = verify(dir.path()).unwrap();
+    let report = verify_lines(dir.path(), &lines);
     assert!(!report.ok);
     assert_eq!(
         codes_at(&report, 8),
@@ -196,8 +125,7 @@ fn edited_token_count_is_named() {
         &format!("\"prompt_tokens\":{},", old + 1),
         1,
     );
-    write_lines(dir.path(), &lines);
-    let report = verify(dir.path()).unwrap();
+    let report = verify_lines(dir.path(), &lines);
     assert_eq!(codes_at(&report, 3), vec![ProblemCode::AmountMismatch]);
     assert_eq!(codes_at(&report, 4), vec![ProblemCode::PrevMismatch]);
     assert_eq!(report.problems.len(), 2, "{}", report.to_text());
@@ -223,8 +151,7 @@ fn consistent_edit_with_rechained_prevs_breaks_the_seal() {
     };
     lines[7] = String::from_utf8(edited.canonical().unwrap()).unwrap();
     rechain(&mut lines, 8);
-    write_lines(dir.path(), &lines);
-    let report = verify(dir.path()).unwrap();
+    let report = verify_lines(dir.path(), &lines);
     assert!(!report.ok);
     assert_eq!(codes_at(&report, 11), vec![ProblemCode::BadSignature]);
     assert!(report.problems[0]
@@ -241,8 +168,7 @@ fn swapped_lines_are_named() {
     let dir = ledger_with(20);
     let mut lines = read_lines(dir.path());
     lines.swap(6, 7); // lines 7 and 8, receipts of the second batch
-    write_lines(dir.path(), &lines);
-    let report = verify(dir.path()).unwrap();
+    let report = verify_lines(dir.path(), &lines);
     assert!(codes_at(&report, 7).contains(&ProblemCode::Reordered));
     assert!(codes_at(&report, 8).contains(&ProblemCode::Reordered));
     assert!(!all_codes(&report).contains(&ProblemCode::RecordsMissing));
@@ -266,8 +192,7 @@ fn forged_signature_is_named() {
     sig[10] ^= 0x01;
     let old_sig = v["sig"].as_str().unwrap().to_string();
     lines[10] = lines[10].replace(&old_sig, &hex::encode(&sig));
-    write_lines(dir.path(), &lines);
-    let report = verify(dir.path()).unwrap();
+    let report = verify_lines(dir.path(), &lines);
     assert_eq!(codes_at(&report, 11), vec![ProblemCode::BadSignature]);
     assert_eq!(codes_at(&report, 12), vec![ProblemCode::PrevMismatch]);
     assert_eq!(report.problems.len(), 2, "{}", report.to_text());
@@ -280,8 +205,7 @@ fn removed_seal_is_named() {
     let dir = ledger_with(8);
     let mut lines = read_lines(dir.path());
     lines.remove(5);
-    write_lines(dir.path(), &lines);
-    let report = verify(dir.path()).unwrap();
+    let report = verify_lines(dir.path(), &lines);
     assert_eq!(
         codes_at(&report, 6),
         vec![ProblemCode::PrevMismatch, ProblemCode::RecordsMissing]
@@ -296,8 +220,7 @@ fn removed_seal_is_named() {
     drop(ledger);
     let mut lines = read_lines(dir.path());
     lines.remove(5);
-    write_lines(dir.path(), &lines);
-    let report = verify(dir.path()).unwrap();
+    let report = verify_lines(dir.path(), &lines);
     assert_eq!(codes_at(&report, 2), vec![ProblemCode::Unsealed]);
     assert!(report.problems[0]
         .detail
@@ -341,8 +264,7 @@ fn resigned_wrong_price_is_named() {
         receipts: 2,
     });
     lines.push(String::from_utf8(sign_line(&seal, &signer).unwrap()).unwrap());
-    write_lines(dir.path(), &lines);
-    let report = verify(dir.path()).unwrap();
+    let report = verify_lines(dir.path(), &lines);
     assert_eq!(codes_at(&report, 6), vec![ProblemCode::PriceMismatch]);
     assert_eq!(codes_at(&report, 7), vec![ProblemCode::AmountMismatch]);
     assert_eq!(report.problems.len(), 2, "{}", report.to_text());
@@ -353,8 +275,7 @@ fn removed_epoch_leaves_receipts_unverifiable() {
     let dir = ledger_with(3);
     let mut lines = read_lines(dir.path());
     lines.remove(0);
-    write_lines(dir.path(), &lines);
-    let report = verify(dir.path()).unwrap();
+    let report = verify_lines(dir.path(), &lines);
     assert_eq!(
         codes_at(&report, 1),
         vec![
@@ -369,241 +290,11 @@ fn removed_epoch_leaves_receipts_unverifiable() {
 }
 
 #[test]
-fn torn_tail_is_cut_on_open_and_chain_continues() {
-    let dir = ledger_with(10); // 14 lines: epoch, 4 + seal, 4 + seal, 2 + seal
-    let path = dir.path().join(LEDGER_FILE);
-    let before = std::fs::read(&path).unwrap();
-    // A crash mid-write: half of a would-be next line, no newline.
-    let lines = read_lines(dir.path());
-    let half = &lines[10].as_bytes()[..150];
-    let mut torn = before.clone();
-    torn.extend_from_slice(half);
-    std::fs::write(&path, &torn).unwrap();
-
-    let report = verify(dir.path()).unwrap();
-    assert!(report.ok, "a torn tail is a warning: {}", report.to_text());
-    assert_eq!(report.warnings.len(), 1);
-    assert_eq!(report.warnings[0].code, ProblemCode::TornTail);
-    assert_eq!(report.warnings[0].line, 15);
-    assert_eq!(report.totals.receipts, 10);
-
-    let mut ledger = Ledger::open(dir.path(), key(3), epoch()).unwrap();
-    assert_eq!(ledger.open_report().truncated_bytes, 150);
-    assert_eq!(ledger.open_report().torn_line, Some(15));
-    assert_eq!(ledger.open_report().epoch_seq, 14);
-    ledger.append(&input(99)).unwrap();
-    drop(ledger);
-    let after = std::fs::read(&path).unwrap();
-    assert_eq!(&after[..before.len()], &before[..], "history untouched");
-    let report = verify(dir.path()).unwrap();
-    assert!(report.ok, "{}", report.to_text());
-    assert!(report.warnings.is_empty());
-    assert_eq!(report.totals.receipts, 11);
-    assert_eq!(report.last_seq, Some(16));
-}
-
-#[test]
-fn batch_torn_before_its_seal_is_cut_on_open() {
-    // Power lost mid-batch: a boot's epoch and two whole receipt lines reached the disk,
-    // their seal only half. None of it was acknowledged.
-    let dir = ledger_with(10);
-    let path = dir.path().join(LEDGER_FILE);
-    let before = std::fs::read(&path).unwrap();
-    let mut ledger = Ledger::open(dir.path(), key(2), epoch()).unwrap();
-    for r in ledger.append_batch(&[input(50), input(51)]) {
-        r.unwrap();
-    }
-    drop(ledger);
-    let full = std::fs::read(&path).unwrap();
-    let epoch_end = before.len()
-        + full[before.len()..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .unwrap()
-        + 1;
-    let cut = full.len() - 40; // inside the seal line
-    std::fs::write(&path, &full[..cut]).unwrap();
-
-    let report = verify(dir.path()).unwrap();
-    assert!(report.ok, "a torn batch is a warning: {}", report.to_text());
-    let codes: Vec<_> = report.warnings.iter().map(|w| (w.code, w.line)).collect();
-    assert_eq!(
-        codes,
-        vec![(ProblemCode::UnsealedTail, 16), (ProblemCode::TornTail, 18)]
-    );
-    assert_eq!(
-        report.totals.receipts, 10,
-        "unsealed receipts are not counted"
-    );
-    assert_eq!(report.epochs.len(), 2);
-    assert_eq!(report.epochs[1].totals.receipts, 0);
-    // The checkpoint is the last signed line: the second epoch (seq 14).
-    assert_eq!(report.last_seq, Some(14));
-    assert_eq!(
-        report.head_hash,
-        hex::encode(sha2_256(&full[before.len()..epoch_end - 1]))
-    );
-
-    let mut ledger = Ledger::open(dir.path(), key(3), epoch()).unwrap();
-    assert_eq!(ledger.open_report().torn_line, Some(16));
-    assert_eq!(
-        ledger.open_report().truncated_bytes,
-        (cut - epoch_end) as u64
-    );
-    assert_eq!(ledger.open_report().epoch_seq, 15);
-    ledger.append(&input(99)).unwrap();
-    drop(ledger);
-    let after = std::fs::read(&path).unwrap();
-    assert_eq!(&after[..epoch_end], &full[..epoch_end], "history untouched");
-    let report = verify(dir.path()).unwrap();
-    assert!(report.ok, "{}", report.to_text());
-    assert!(report.warnings.is_empty());
-    assert_eq!(report.totals.receipts, 11);
-    assert_eq!(report.epochs.len(), 3);
-}
-
-#[test]
-fn open_refuses_a_tampered_ledger() {
-    let dir = ledger_with(5);
-    let mut lines = read_lines(dir.path());
-    lines.remove(2);
-    write_lines(dir.path(), &lines);
-    let err = Ledger::open(dir.path(), key(4), epoch()).unwrap_err();
-    match err {
-        LedgerError::Corrupt { problems, .. } => {
-            assert!(problems
-                .iter()
-                .any(|p| p.code == ProblemCode::RecordsMissing))
-        }
-        other => panic!("expected Corrupt, got {other}"),
-    }
-    // Nothing was appended.
-    assert_eq!(read_lines(dir.path()), lines);
-}
-
-#[test]
-fn second_writer_is_locked_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = Ledger::open(dir.path(), key(1), epoch()).unwrap();
-    let err = Ledger::open(dir.path(), key(2), epoch()).unwrap_err();
-    assert!(matches!(err, LedgerError::Locked { .. }), "{err}");
-    drop(first);
-    Ledger::open(dir.path(), key(2), epoch()).unwrap();
-}
-
-#[test]
-fn bad_pricing_and_long_fields_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut e = epoch();
-    e.pricing = Pricing {
-        worker_share_bps: 9000,
-        ..Pricing::default()
-    };
-    assert!(matches!(
-        Ledger::open(dir.path(), key(1), e),
-        Err(LedgerError::Pricing(_))
-    ));
-    let mut ledger = Ledger::open(dir.path(), key(1), epoch()).unwrap();
-    let mut i = input(0);
-    i.request_id = "x".repeat(5000);
-    assert!(matches!(
-        ledger.append(&i),
-        Err(LedgerError::FieldTooLong {
-            field: "request_id",
-            ..
-        })
-    ));
-    // The refused receipt consumed no seq: the next one is still seq 1.
-    assert_eq!(ledger.append(&input(1)).unwrap().body.seq, 1);
-    drop(ledger);
-    assert!(verify(dir.path()).unwrap().ok);
-}
-
-#[test]
-fn handle_serves_concurrent_submitters() {
-    let dir = tempfile::tempdir().unwrap();
-    let ledger = Ledger::open(dir.path(), key(1), epoch()).unwrap();
-    let handle = LedgerHandle::spawn(ledger).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
-    let (tasks, per) = (16u64, 20u64);
-    let mut seqs: Vec<u64> = rt.block_on(async {
-        let mut joins = Vec::new();
-        for t in 0..tasks {
-            let h = handle.clone();
-            joins.push(tokio::spawn(async move {
-                let mut seqs = Vec::new();
-                for i in 0..per {
-                    seqs.push(h.append(input(t * 1000 + i)).await.unwrap().body.seq);
-                }
-                seqs
-            }));
-        }
-        let mut all = Vec::new();
-        for j in joins {
-            all.extend(j.await.unwrap());
-        }
-        all
-    });
-    let totals = rt.block_on(handle.totals()).unwrap();
-    assert_eq!(totals.epoch.receipts, tasks * per);
-    seqs.sort_unstable();
-    seqs.dedup();
-    assert_eq!(seqs.len() as u64, tasks * per, "every receipt its own seq");
-    // Receipts and seals share the numbering: every seq after the epoch is one or the
-    // other, and the batches' seals fill exactly the gaps.
-    let lines = read_lines(dir.path());
-    let seals = kinds(&lines).iter().filter(|k| *k == "seal").count() as u64;
-    assert_eq!(lines.len() as u64, 1 + tasks * per + seals);
-    assert!(seqs.iter().all(|&s| (1..=tasks * per + seals).contains(&s)));
-    drop(handle);
-    // The writer thread releases the lock once the last handle is gone.
-    let mut reopened = None;
-    for _ in 0..100 {
-        match Ledger::open(dir.path(), key(2), epoch()) {
-            Ok(l) => {
-                reopened = Some(l);
-                break;
-            }
-            Err(LedgerError::Locked { .. }) => {
-                std::thread::sleep(std::time::Duration::from_millis(10))
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-    let reopened = reopened.expect("lock released");
-    assert_eq!(reopened.totals().genesis, totals.genesis);
-    drop(reopened);
-    let report = verify(dir.path()).unwrap();
-    assert!(report.ok, "{}", report.to_text());
-    assert_eq!(report.totals, totals.genesis);
-}
-
-#[test]
-fn missing_and_empty_ledgers() {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(matches!(
-        verify(dir.path()),
-        Err(VerifyError::Missing { .. })
-    ));
-    std::fs::write(dir.path().join(LEDGER_FILE), b"").unwrap();
-    let report = verify(dir.path()).unwrap();
-    assert!(report.ok);
-    assert_eq!(
-        (report.lines, report.records, report.last_seq),
-        (0, 0, None)
-    );
-}
-
-#[test]
 fn report_json_names_reasons() {
     let dir = ledger_with(4);
     let mut lines = read_lines(dir.path());
     lines.remove(2);
-    write_lines(dir.path(), &lines);
-    let report = verify(dir.path()).unwrap();
+    let report = verify_lines(dir.path(), &lines);
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["ok"], false);
     let codes: Vec<&str> = json["problems"]

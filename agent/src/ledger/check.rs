@@ -9,6 +9,7 @@ use super::lines::RawLine;
 use super::record::{
     parse_public_key, Body, EpochBody, ParsedLine, ReceiptBody, SealBody, FORMAT, GENESIS_PREV,
 };
+pub use super::totals::Totals;
 use crate::accounting::{Pricing, PricingError};
 
 /// Most problems kept in a report; a mangled file could otherwise yield one per line.
@@ -110,43 +111,6 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// Sums over receipts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Totals {
-    pub receipts: u64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_nanoton: u64,
-    pub worker_nanoton: u64,
-    pub proxy_nanoton: u64,
-}
-
-impl Totals {
-    /// Adds one receipt; `None` on overflow (self unchanged).
-    pub fn checked_add(&self, r: &ReceiptBody) -> Option<Totals> {
-        Some(Totals {
-            receipts: self.receipts.checked_add(1)?,
-            prompt_tokens: self.prompt_tokens.checked_add(r.prompt_tokens)?,
-            completion_tokens: self.completion_tokens.checked_add(r.completion_tokens)?,
-            total_nanoton: self.total_nanoton.checked_add(r.total_nanoton)?,
-            worker_nanoton: self.worker_nanoton.checked_add(r.worker_nanoton)?,
-            proxy_nanoton: self.proxy_nanoton.checked_add(r.proxy_nanoton)?,
-        })
-    }
-
-    /// `self + other`, field by field; `None` on overflow.
-    pub fn checked_sum(&self, o: &Totals) -> Option<Totals> {
-        Some(Totals {
-            receipts: self.receipts.checked_add(o.receipts)?,
-            prompt_tokens: self.prompt_tokens.checked_add(o.prompt_tokens)?,
-            completion_tokens: self.completion_tokens.checked_add(o.completion_tokens)?,
-            total_nanoton: self.total_nanoton.checked_add(o.total_nanoton)?,
-            worker_nanoton: self.worker_nanoton.checked_add(o.worker_nanoton)?,
-            proxy_nanoton: self.proxy_nanoton.checked_add(o.proxy_nanoton)?,
-        })
-    }
-}
-
 /// An epoch as the report shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochSummary {
@@ -165,13 +129,23 @@ pub struct EpochSummary {
 }
 
 /// Receipts since the last seal or epoch, counted once a seal signs them.
-#[derive(Default)]
 struct Pending {
     count: u64,
     first_line: u64,
     last_line: u64,
     /// `None` once the sums overflowed.
     totals: Option<Totals>,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        Pending {
+            count: 0,
+            first_line: 0,
+            last_line: 0,
+            totals: Some(Totals::default()),
+        }
+    }
 }
 
 struct Current {
@@ -238,11 +212,6 @@ impl Checker {
             committed_end: 0,
             torn_tail: None,
         }
-    }
-
-    /// Hash of the last complete line.
-    pub fn head_hash(&self) -> [u8; 32] {
-        self.prev_hash
     }
 
     /// `seq` after the last complete line.
@@ -498,7 +467,6 @@ impl Checker {
         let p = &mut self.pending;
         if p.count == 0 {
             p.first_line = line;
-            p.totals = Some(Totals::default());
         }
         p.count = p.count.saturating_add(1);
         p.last_line = line;

@@ -19,6 +19,7 @@ pub mod check;
 mod handle;
 pub mod lines;
 pub mod record;
+mod totals;
 mod verify;
 mod writer;
 
