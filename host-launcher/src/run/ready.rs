@@ -14,6 +14,8 @@ pub struct SerialWatch {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
+    /// The start of a line that a kernel record interrupted, waiting for its rest.
+    held: String,
     last_line: String,
 }
 
@@ -24,6 +26,7 @@ impl SerialWatch {
             path: path.to_path_buf(),
             offset,
             partial: Vec::new(),
+            held: String::new(),
             last_line: String::new(),
         }
     }
@@ -38,7 +41,9 @@ impl SerialWatch {
         &self.last_line
     }
 
-    /// New complete lines (carriage returns and control characters removed).
+    /// New complete lines (carriage returns and control characters removed). A kernel
+    /// record that landed inside another line comes as a line of its own, and the
+    /// interrupted line comes whole once its rest has arrived.
     pub fn poll(&mut self) -> std::io::Result<Vec<String>> {
         let mut f = match std::fs::File::open(&self.path) {
             Ok(f) => f,
@@ -57,7 +62,13 @@ impl SerialWatch {
                 .chars()
                 .filter(|c| !c.is_control() || *c == '\t')
                 .collect();
-            let text = text.trim_end().to_string();
+            let from = self.held.len().max(1);
+            let mut text = std::mem::take(&mut self.held) + text.trim_end();
+            if let Some(at) = interrupting_record(&text, from) {
+                let record = text.split_off(at);
+                self.held = text;
+                text = record;
+            }
             if !text.trim().is_empty() {
                 self.last_line = text.clone();
             }
@@ -65,6 +76,37 @@ impl SerialWatch {
         }
         Ok(lines)
     }
+}
+
+/// Where a kernel record begins inside a line that other output had started, if one does,
+/// looking from byte `from` on (the part of the line that has not been looked at yet).
+/// printk writes a record ("[   12.345678] text" and its newline) to the console at once,
+/// even in the middle of a line that journald or a program is writing, and the rest of
+/// that line follows on the next one. A record at the start of a line (as journald's own
+/// console lines look too) interrupts nothing. tools/serial-lines does the same for scripts.
+fn interrupting_record(line: &str, from: usize) -> Option<usize> {
+    line.match_indices('[')
+        .map(|(i, _)| i)
+        .rfind(|&i| i >= from && line.get(i..).is_some_and(is_record_start))
+}
+
+/// `[`, seconds right-aligned in at least 5 columns, `.`, 6 digits of microseconds, `] `:
+/// the kernel's `[%5lu.%06lu] ` (journald's console lines use the same), exact enough that
+/// bracketed numbers inside ordinary text are not taken for a record.
+fn is_record_start(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix('[') else {
+        return false;
+    };
+    let Some((secs, rest)) = rest.split_once('.') else {
+        return false;
+    };
+    let digits = secs.trim_start_matches(' ');
+    secs.len() >= 5
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && rest.len() >= 8
+        && rest.bytes().take(6).all(|b| b.is_ascii_digit())
+        && rest.get(6..8) == Some("] ")
 }
 
 /// The ready line's text from `cocoon-agent: ready` on, if this line carries it.
@@ -104,5 +146,65 @@ mod tests {
             w.last_line(),
             "cocoon-agent: ready tee=sim listen=0.0.0.0:8443 engine=none"
         );
+    }
+
+    #[test]
+    fn a_kernel_record_inside_the_ready_line_is_cut_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("serial.log");
+        std::fs::write(&log, "").unwrap();
+        let mut w = SerialWatch::new(&log, 0);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        // As journald forwards the agent's line to the console, with printk records
+        // landing inside it twice, and a bracket in the interrupted text itself.
+        f.write_all(
+            b"[   29.600000] cocoon-agent[418]: cocoon-agent: rea[   30.100000] virtio_net virtio0 enp0s3: renamed\r\n\
+              [   30.200000] random: crng init done\r\n\
+              dy tee=sim [1.0] listen=0.0.0.0:8443 engine=none\r\n",
+        )
+        .unwrap();
+        let lines = w.poll().unwrap();
+        assert_eq!(
+            lines,
+            vec![
+                "[   30.100000] virtio_net virtio0 enp0s3: renamed",
+                "[   30.200000] random: crng init done",
+                "[   29.600000] cocoon-agent[418]: cocoon-agent: ready tee=sim [1.0] listen=0.0.0.0:8443 engine=none",
+            ]
+        );
+        assert_eq!(
+            ready_text(&lines[2]),
+            Some("cocoon-agent: ready tee=sim [1.0] listen=0.0.0.0:8443 engine=none")
+        );
+    }
+
+    #[test]
+    fn record_starts() {
+        for yes in [
+            "[    2.322390] tsc: x",
+            "[12345.000000] x",
+            "[123456.000001] ",
+        ] {
+            assert!(is_record_start(yes), "{yes}");
+        }
+        for no in [
+            "[1.0] x",
+            "[    2.32239] x",
+            "[     .322390] x",
+            "[    2.322390]x",
+            "[   -2.322390] x",
+            "[    2:322390] x",
+            "[    2.322390",
+            "x[    2.322390] y",
+            "[",
+        ] {
+            assert!(!is_record_start(no), "{no}");
+        }
+        assert_eq!(interrupting_record("[    1.000000] unit: text", 1), None);
+        assert_eq!(interrupting_record("abc[    1.000000] kernel", 1), Some(3));
+        assert_eq!(interrupting_record("a[1.0] b[    2.000000] c", 1), Some(8));
+        // A held line start is not looked at again, and the new part may begin with one.
+        assert_eq!(interrupting_record("a[    1.000000] b c", 16), None);
+        assert_eq!(interrupting_record("held[    2.000000] k", 4), Some(4));
     }
 }
