@@ -105,7 +105,10 @@ fn run(config_path: PathBuf) -> anyhow::Result<()> {
         ),
         _ => {}
     }
-    let runtime = runtime().context("tokio runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
     runtime.block_on(async move {
         // Handlers first: a SIGTERM right after the ready line must still be a clean
         // shutdown, not the default action.
@@ -247,22 +250,5 @@ fn ledger_verify(dir: &std::path::Path, json: bool) -> ExitCode {
             eprintln!("cocoon-agent: {e}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// One worker per CPU this process may run on; on a single CPU (a pinned agent, a
-/// one-vCPU guest) the current-thread scheduler, which does the same work without the
-/// work-stealing bookkeeping that has nobody to steal from. The ledger writer and
-/// blocking calls (quotes) have their own threads either way.
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus == 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
     }
 }
