@@ -8,14 +8,65 @@ use std::path::{Path, PathBuf};
 /// What the agent prints when it serves.
 pub const READY_MARKER: &str = "cocoon-agent: ready";
 
+/// Longest line kept whole: a guest that writes more without a newline gets it cut
+/// into lines of this size instead of growing the launcher's memory.
+pub const MAX_LINE: usize = 64 << 10;
+
+/// Assembles console lines from a serial log's bytes as they arrive, in any pieces.
+#[derive(Debug, Default)]
+pub struct SerialLines {
+    partial: Vec<u8>,
+    /// The start of a line that a kernel record interrupted, waiting for its rest.
+    held: String,
+}
+
+impl SerialLines {
+    /// The lines `bytes` completed (carriage returns and control characters removed). A
+    /// kernel record that landed inside another line comes as a line of its own, and
+    /// the interrupted line comes whole once its rest has arrived.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.partial.extend_from_slice(bytes);
+        let mut lines = Vec::new();
+        loop {
+            // Only the first MAX_LINE bytes are searched, so where a line is cut does not
+            // depend on how the bytes were split into pushes.
+            let end = match self.partial.iter().take(MAX_LINE).position(|b| *b == b'\n') {
+                Some(pos) => pos.saturating_add(1),
+                None if self.partial.len() >= MAX_LINE => MAX_LINE,
+                None => break,
+            };
+            let raw: Vec<u8> = self.partial.drain(..end).collect();
+            self.line(&raw, &mut lines);
+        }
+        lines
+    }
+
+    fn line(&mut self, raw: &[u8], lines: &mut Vec<String>) {
+        let text: String = String::from_utf8_lossy(raw)
+            .chars()
+            .filter(|c| !c.is_control() || *c == '\t')
+            .collect();
+        let from = self.held.len().max(1);
+        let mut text = std::mem::take(&mut self.held) + text.trim_end();
+        if let Some(at) = interrupting_record(&text, from) {
+            let record = text.split_off(at);
+            if text.len() < MAX_LINE {
+                self.held = text;
+            } else {
+                lines.push(text);
+            }
+            text = record;
+        }
+        lines.push(text);
+    }
+}
+
 /// Reads the lines appended to a log file since an offset.
 #[derive(Debug)]
 pub struct SerialWatch {
     path: PathBuf,
     offset: u64,
-    partial: Vec<u8>,
-    /// The start of a line that a kernel record interrupted, waiting for its rest.
-    held: String,
+    lines: SerialLines,
     last_line: String,
 }
 
@@ -25,8 +76,7 @@ impl SerialWatch {
         Self {
             path: path.to_path_buf(),
             offset,
-            partial: Vec::new(),
-            held: String::new(),
+            lines: SerialLines::default(),
             last_line: String::new(),
         }
     }
@@ -41,9 +91,7 @@ impl SerialWatch {
         &self.last_line
     }
 
-    /// New complete lines (carriage returns and control characters removed). A kernel
-    /// record that landed inside another line comes as a line of its own, and the
-    /// interrupted line comes whole once its rest has arrived.
+    /// New complete lines, as [`SerialLines::push`] gives them.
     pub fn poll(&mut self) -> std::io::Result<Vec<String>> {
         let mut f = match std::fs::File::open(&self.path) {
             Ok(f) => f,
@@ -54,25 +102,9 @@ impl SerialWatch {
         let mut buf = Vec::new();
         let n = f.read_to_end(&mut buf)?;
         self.offset = self.offset.saturating_add(n as u64);
-        self.partial.extend_from_slice(&buf);
-        let mut lines = Vec::new();
-        while let Some(pos) = self.partial.iter().position(|b| *b == b'\n') {
-            let raw: Vec<u8> = self.partial.drain(..=pos).collect();
-            let text: String = String::from_utf8_lossy(&raw)
-                .chars()
-                .filter(|c| !c.is_control() || *c == '\t')
-                .collect();
-            let from = self.held.len().max(1);
-            let mut text = std::mem::take(&mut self.held) + text.trim_end();
-            if let Some(at) = interrupting_record(&text, from) {
-                let record = text.split_off(at);
-                self.held = text;
-                text = record;
-            }
-            if !text.trim().is_empty() {
-                self.last_line = text.clone();
-            }
-            lines.push(text);
+        let lines = self.lines.push(&buf);
+        if let Some(last) = lines.iter().rev().find(|l| !l.trim().is_empty()) {
+            self.last_line = last.clone();
         }
         Ok(lines)
     }
@@ -176,6 +208,22 @@ mod tests {
             ready_text(&lines[2]),
             Some("cocoon-agent: ready tee=sim [1.0] listen=0.0.0.0:8443 engine=none")
         );
+    }
+
+    #[test]
+    fn a_line_without_end_is_cut_at_max_line_however_it_arrives() {
+        let mut text = vec![b'a'; MAX_LINE + 10];
+        text.extend_from_slice(b"\nnext\n");
+        let whole = SerialLines::default().push(&text);
+        assert_eq!(whole.len(), 3);
+        assert_eq!(whole[0].len(), MAX_LINE);
+        assert_eq!(whole[1], "a".repeat(10));
+        assert_eq!(whole[2], "next");
+        for piece in [1000, MAX_LINE - 1, MAX_LINE + 1] {
+            let mut lines = SerialLines::default();
+            let got: Vec<String> = text.chunks(piece).flat_map(|c| lines.push(c)).collect();
+            assert_eq!(got, whole, "in pieces of {piece}");
+        }
     }
 
     #[test]
