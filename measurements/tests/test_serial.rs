@@ -11,16 +11,13 @@
     clippy::panic
 )]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/swtpm-uki-boot")
-        .join(name)
-}
+use common::swtpm_fixture as fixture;
 
 /// The lines /init prints, each without its line end.
 fn init_lines() -> Vec<String> {
