@@ -433,32 +433,43 @@ def step_account(d, engine_port, before_receipts, before_tokens, expected_new):
     print(f"      ledger prompt={lp} completion={lc}; vLLM /metrics prompt={dp:g} generation={dc:g}")
 
 
-def step_engine_crash(d, agent, engine_port):
-    r0 = ledger(d / "data")
-    killed = {}
+def step_engine_crash(d, agent, engine_port, attempts=3):
     # Looked up beforehand: the tiny model streams hundreds of tokens a second, so the
     # kill must be a single killpg() from the client's event callback, and the stream
     # long (500 tokens, the model's 512 positions minus the prompt) and cut at the
     # first event: with 240 tokens and a cut at event 3 the whole answer was already in the agent's socket
-    # buffers (and billed, correctly) by the time the client read event 3.
-    pid = h.listener_pid(engine_port)
-    pgid = os.getpgid(pid) if pid else None
+    # buffers (and billed, correctly) by the time the client read event 3. On a loaded
+    # machine even that can lose the race (a CI run: all 500 events and [DONE] before
+    # the client read event 1): such an attempt is a completed request, billed once, and
+    # the kill is tried again on the restarted engine.
+    for attempt in range(1, attempts + 1):
+        r0 = ledger(d / "data")
+        pid = h.listener_pid(engine_port)
+        pgid = os.getpgid(pid) if pid else None
+        killed = {}
 
-    def on_event(n):
-        if n == 1 and not killed and pgid:
-            os.killpg(pgid, signal.SIGKILL)
-            killed["pgid"] = pgid
-            killed["at_event"] = n
+        def on_event(n):
+            if n == 1 and not killed and pgid:
+                os.killpg(pgid, signal.SIGKILL)
+                killed["pgid"] = pgid
+                killed["at_event"] = n
 
-    s, ev, done = agent.stream("/v1/completions", {
-        "model": "tiny", "prompt": "Once upon a time", "max_tokens": 500, "temperature": 0,
-        "ignore_eos": True, "stream": True}, on_event=on_event)
-    check(killed.get("pgid") is not None, "vLLM's process group killed mid-stream", killed)
-    print(f"      events received: {len(ev)} (500 asked, killed after event 1)")
-    deadline = time.monotonic() + 30
-    while pgid and h.group_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    check(not (pgid and h.group_members(pgid)), "no vLLM process left in the killed group")
+        s, ev, done = agent.stream("/v1/completions", {
+            "model": "tiny", "prompt": "Once upon a time", "max_tokens": 500, "temperature": 0,
+            "ignore_eos": True, "stream": True}, on_event=on_event)
+        check(killed.get("pgid") is not None, "vLLM's process group killed mid-stream", killed)
+        print(f"      events received: {len(ev)} (500 asked, killed after event 1)")
+        deadline = time.monotonic() + 30
+        while pgid and h.group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        check(not (pgid and h.group_members(pgid)), "no vLLM process left in the killed group")
+        if not (s == 200 and done) or attempt == attempts:
+            break
+        print(f"      attempt {attempt}: the whole stream was out before the kill landed; trying again")
+        n503, bad = wait_serving(agent)
+        check(not bad, "while vLLM restarts the agent answers only JSON 503 engine_unavailable", bad[:3])
+        check(len(ledger(d / "data")) == len(r0) + 1,
+              "a stream that finished before the kill has its one receipt", len(ledger(d / "data")) - len(r0))
     last = ev[-1] if ev else None
     check(s == 200 and not done and isinstance(last, dict) and "error" in last,
           "the client's stream ends with an error event, not [DONE]", (s, done, last))
