@@ -124,21 +124,26 @@ fn interrupting_record(line: &str, from: usize) -> Option<usize> {
 
 /// `[`, seconds right-aligned in at least 5 columns, `.`, 6 digits of microseconds, `] `:
 /// the kernel's `[%5lu.%06lu] ` (journald's console lines use the same), exact enough that
-/// bracketed numbers inside ordinary text are not taken for a record.
+/// bracketed numbers inside ordinary text are not taken for a record. Looks at no more
+/// than the record's longest prefix, so a line of many `[` stays linear to scan.
 fn is_record_start(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix('[') else {
+    let Some(rest) = s.as_bytes().strip_prefix(b"[") else {
         return false;
     };
-    let Some((secs, rest)) = rest.split_once('.') else {
+    // Seconds are a u64: at most 20 digits, after the padding to 5 columns.
+    let Some(dot) = rest.iter().take(24).position(|&c| c == b'.') else {
         return false;
     };
-    let digits = secs.trim_start_matches(' ');
+    let (secs, rest) = rest.split_at(dot);
+    let pad = secs.iter().take_while(|&&c| c == b' ').count();
+    let digits = secs.get(pad..).unwrap_or_default();
     secs.len() >= 5
         && !digits.is_empty()
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && rest.len() >= 8
-        && rest.bytes().take(6).all(|b| b.is_ascii_digit())
-        && rest.get(6..8) == Some("] ")
+        && digits.iter().all(u8::is_ascii_digit)
+        && rest
+            .get(1..7)
+            .is_some_and(|f| f.iter().all(u8::is_ascii_digit))
+        && rest.get(7..9) == Some(b"] ".as_slice())
 }
 
 /// The ready line's text from `cocoon-agent: ready` on, if this line carries it.
