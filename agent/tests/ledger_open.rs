@@ -183,7 +183,7 @@ fn handle_serves_concurrent_submitters() {
             joins.push(tokio::spawn(async move {
                 let mut seqs = Vec::new();
                 for i in 0..per {
-                    seqs.push(h.append(input(t * 1000 + i)).await.unwrap().body.seq);
+                    seqs.push(h.append(input(t * 1000 + i)).await.unwrap().seq);
                 }
                 seqs
             }));

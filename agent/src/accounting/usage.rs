@@ -49,9 +49,47 @@ struct BodyUsage {
     usage: Option<Value>,
 }
 
+#[derive(Deserialize)]
+struct FastBody {
+    #[serde(default)]
+    usage: Option<FastUsage>,
+}
+
+#[derive(Deserialize)]
+struct FastUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    #[serde(default, deserialize_with = "present_u64")]
+    total_tokens: Option<u64>,
+}
+
+/// `Some` only for a number: a `null` total is not "absent" (the slow path names it).
+fn present_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    u64::deserialize(d).map(Some)
+}
+
+impl FastUsage {
+    fn checked(self) -> Result<UsageTokens, UsageError> {
+        UsageTokens::combine(
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.total_tokens,
+        )
+    }
+}
+
 impl UsageTokens {
     /// Reads `usage` from a whole (non-streamed) response body.
     pub fn from_response_body(body: &[u8]) -> Result<UsageTokens, UsageError> {
+        // The common case, typed: no tree for `usage`. Anything it does not take (a
+        // field missing or of another type, a duplicate key) goes the slow way below,
+        // which names what is wrong.
+        if let Ok(fast) = serde_json::from_slice::<FastBody>(body) {
+            return match fast.usage {
+                None => Err(UsageError::MissingUsage),
+                Some(u) => u.checked(),
+            };
+        }
         let parsed: BodyUsage =
             serde_json::from_slice(body).map_err(|e| UsageError::NotJson(e.to_string()))?;
         match parsed.usage {
@@ -81,11 +119,18 @@ impl UsageTokens {
         let completion = field("completion_tokens")?.ok_or(UsageError::MissingField {
             field: "completion_tokens",
         })?;
-        let sum = prompt.checked_add(completion);
         let total = field("total_tokens")?;
+        UsageTokens::combine(prompt, completion, total)
+    }
+
+    fn combine(
+        prompt: u64,
+        completion: u64,
+        total: Option<u64>,
+    ) -> Result<UsageTokens, UsageError> {
         // A total that disagrees with its parts means we do not know what the engine
         // counted; refuse rather than pick one.
-        match (sum, total) {
+        match (prompt.checked_add(completion), total) {
             (Some(s), None) => Ok(UsageTokens {
                 prompt_tokens: prompt,
                 completion_tokens: completion,
@@ -153,6 +198,20 @@ mod tests {
             (br#"{"choices":[]}"#, UsageError::MissingUsage),
             (br#"{"usage":null}"#, UsageError::MissingUsage),
             (br#"{"usage":5}"#, UsageError::UsageNotObject),
+            (
+                br#"{"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":null}}"#,
+                UsageError::InvalidField {
+                    field: "total_tokens",
+                    found: "null".into(),
+                },
+            ),
+            (
+                br#"{"usage":{"prompt_tokens":1,"completion_tokens":2.0}}"#,
+                UsageError::InvalidField {
+                    field: "completion_tokens",
+                    found: "2.0".into(),
+                },
+            ),
             (
                 br#"{"usage":{"completion_tokens":2}}"#,
                 UsageError::MissingField {

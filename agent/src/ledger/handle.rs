@@ -11,7 +11,7 @@ use std::sync::Arc;
 use ed25519_dalek::VerifyingKey;
 use tokio::sync::{mpsc, oneshot};
 
-use super::writer::{Ledger, LedgerError, LedgerTotals, Receipt, ReceiptInput};
+use super::writer::{Ack, Ledger, LedgerError, LedgerTotals, ReceiptInput};
 
 /// Most receipts per write + fsync.
 pub const MAX_BATCH: usize = 256;
@@ -19,7 +19,7 @@ pub const MAX_BATCH: usize = 256;
 const QUEUE: usize = 4096;
 
 enum Command {
-    Append(ReceiptInput, oneshot::Sender<Result<Receipt, LedgerError>>),
+    Append(ReceiptInput, oneshot::Sender<Result<Ack, LedgerError>>),
     Totals(oneshot::Sender<LedgerTotals>),
 }
 
@@ -64,7 +64,7 @@ impl LedgerHandle {
 
     /// Appends a receipt; resolves once it is durable. If the future is dropped
     /// before it resolves, the receipt may still be written (never the reverse).
-    pub async fn append(&self, input: ReceiptInput) -> Result<Receipt, LedgerError> {
+    pub async fn append(&self, input: ReceiptInput) -> Result<Ack, LedgerError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Append(input, reply))
@@ -131,7 +131,7 @@ fn writer_loop(mut ledger: Ledger, mut rx: mpsc::Receiver<Command>) {
             }
         }
         if !inputs.is_empty() {
-            let results = ledger.append_batch(&inputs);
+            let results = ledger.append_acks(&inputs);
             for (reply, result) in replies.into_iter().zip(results) {
                 // A caller that went away still had its receipt written.
                 let _ = reply.send(result);

@@ -28,5 +28,6 @@ pub use handle::{LedgerHandle, MAX_BATCH};
 pub use record::{Body, EpochBody, ReceiptBody, SealBody, FORMAT, GENESIS_PREV, LEDGER_FILE};
 pub use verify::{verify, verify_file, verify_reader, VerifyError, VerifyReport};
 pub use writer::{
-    EpochInfo, Ledger, LedgerError, LedgerTotals, OpenReport, Receipt, ReceiptInput, MAX_FIELD_LEN,
+    Ack, EpochInfo, Ledger, LedgerError, LedgerTotals, OpenReport, Receipt, ReceiptInput,
+    MAX_FIELD_LEN,
 };

@@ -94,6 +94,33 @@ pub struct ReceiptBody {
     pub time_ms: u64,
 }
 
+/// A receipt as the writer encodes it: [`ReceiptBody`]'s fields in the same order,
+/// borrowed, behind the `kind` tag. Serialising it gives exactly the canonical bytes of
+/// `Body::Receipt` (tested), written straight into the batch's buffer: no owned copy of
+/// the strings per receipt on the writer thread.
+#[derive(Serialize)]
+pub struct ReceiptLine<'a> {
+    /// Always `"receipt"`.
+    pub kind: &'static str,
+    pub seq: u64,
+    pub prev: &'a str,
+    pub request_id: &'a str,
+    pub model: &'a str,
+    pub endpoint: &'a str,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub nanoton_per_token: u64,
+    pub total_nanoton: u64,
+    pub worker_nanoton: u64,
+    pub proxy_nanoton: u64,
+    pub owner_address: &'a str,
+    pub time_ms: u64,
+}
+
+impl ReceiptLine<'_> {
+    pub const KIND: &'static str = "receipt";
+}
+
 /// Closes a batch of receipts: signs the chain head (module docs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -341,6 +368,38 @@ mod tests {
         );
         assert!(s.ends_with(r#""owner_address":"0:00","time_ms":5}"#), "{s}");
         assert!(!s.contains(' '));
+    }
+
+    #[test]
+    fn borrowed_receipt_line_encodes_like_the_body() {
+        // Escapes, unicode and a control character in the strings.
+        let Body::Receipt(mut b) = receipt() else {
+            unreachable!()
+        };
+        b.request_id = "r\"1\\\u{1}é".into();
+        b.model = "m\n\u{2028}".into();
+        b.time_ms = u64::MAX;
+        let borrowed = ReceiptLine {
+            kind: ReceiptLine::KIND,
+            seq: b.seq,
+            prev: &b.prev,
+            request_id: &b.request_id,
+            model: &b.model,
+            endpoint: &b.endpoint,
+            prompt_tokens: b.prompt_tokens,
+            completion_tokens: b.completion_tokens,
+            nanoton_per_token: b.nanoton_per_token,
+            total_nanoton: b.total_nanoton,
+            worker_nanoton: b.worker_nanoton,
+            proxy_nanoton: b.proxy_nanoton,
+            owner_address: &b.owner_address,
+            time_ms: b.time_ms,
+        };
+        let bytes = serde_json::to_vec(&borrowed).unwrap();
+        assert_eq!(bytes, Body::Receipt(b.clone()).canonical().unwrap());
+        let p = ParsedLine::parse(&bytes).unwrap();
+        assert!(p.is_canonical);
+        assert_eq!(p.body, Body::Receipt(b));
     }
 
     fn seal() -> Body {

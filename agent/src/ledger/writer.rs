@@ -12,6 +12,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Write};
+use std::ops::Range;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,14 +25,17 @@ use serde_json::Value;
 use super::check::{Checker, Problem, Totals, MAX_PROBLEMS};
 use super::lines::LineReader;
 use super::record::{
-    hex32, line_hash, sign_line, sort_keys, Body, EpochBody, ReceiptBody, ReceiptSigner, SealBody,
-    FORMAT, LEDGER_FILE,
+    hex32, line_hash, sign_line, sort_keys, Body, EpochBody, ParsedLine, ReceiptBody, ReceiptLine,
+    ReceiptSigner, SealBody, FORMAT, LEDGER_FILE,
 };
 use crate::accounting::{Pricing, PricingError, UsageTokens};
 
 /// Longest `request_id`, `model` or `endpoint` accepted, so a receipt line stays far
 /// below the verifier's line cap.
 pub const MAX_FIELD_LEN: usize = 4096;
+/// Largest batch buffer kept between batches (a full batch of ordinary receipts is
+/// about 100 KiB; one of maximal fields would be several MiB and is not kept).
+const SCRATCH_KEEP: usize = 1 << 20;
 
 /// Why the ledger could not be opened or written.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -85,6 +89,16 @@ pub struct ReceiptInput {
     pub usage: UsageTokens,
 }
 
+/// Where a durable receipt sits in the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pub seq: u64,
+    /// SHA-256 of the receipt's line (the next record's `prev`).
+    pub hash: [u8; 32],
+    /// `seq` of the seal that covers it.
+    pub sealed_by: u64,
+}
+
 /// A durable receipt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Receipt {
@@ -132,6 +146,8 @@ pub struct Ledger {
     totals: LedgerTotals,
     poisoned: bool,
     report: OpenReport,
+    /// The batch buffer of [`Ledger::append_acks`], reused.
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -250,6 +266,7 @@ impl Ledger {
             },
             poisoned: false,
             report,
+            scratch: Vec::new(),
         };
         let body = Body::Epoch(EpochBody {
             seq: ledger.next_seq,
@@ -266,7 +283,9 @@ impl Ledger {
             sign_line(&body, &ledger.signer).map_err(|e| LedgerError::Encode(e.to_string()))?;
         ledger.report.epoch_seq = ledger.next_seq;
         let head = line_hash(&line);
-        ledger.commit(&[line], head)?;
+        let mut buf = line;
+        buf.push(b'\n');
+        ledger.commit(&buf, 1, head)?;
         Ok(ledger)
     }
 
@@ -303,34 +322,98 @@ impl Ledger {
     /// once durable. An input that cannot be priced fails alone; an I/O failure fails
     /// the whole batch.
     pub fn append_batch(&mut self, inputs: &[ReceiptInput]) -> Vec<Result<Receipt, LedgerError>> {
+        let mut buf = Vec::new();
+        let results = self.write_batch(inputs, &mut buf);
+        results
+            .into_iter()
+            .map(|r| {
+                let (ack, span) = r?;
+                let line = buf
+                    .get(span)
+                    .ok_or_else(|| LedgerError::Encode("receipt span outside its batch".into()))?;
+                let body = match ParsedLine::parse(line).map(|p| p.body) {
+                    Ok(Body::Receipt(b)) => b,
+                    _ => return Err(LedgerError::Encode("written receipt does not parse".into())),
+                };
+                Ok(Receipt {
+                    body,
+                    line: String::from_utf8(line.to_vec())
+                        .map_err(|_| LedgerError::Encode("a ledger line is not UTF-8".into()))?,
+                    hash: hex32(&ack.hash),
+                    sealed_by: ack.sealed_by,
+                })
+            })
+            .collect()
+    }
+
+    /// [`Ledger::append_batch`] for the serving path: the same write and fsync, but each
+    /// caller learns only its receipt's place in the chain, so nothing is allocated per
+    /// receipt on the writer thread (and freed on another).
+    pub fn append_acks(&mut self, inputs: &[ReceiptInput]) -> Vec<Result<Ack, LedgerError>> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        let results = self
+            .write_batch(inputs, &mut buf)
+            .into_iter()
+            .map(|r| r.map(|(ack, _)| ack))
+            .collect();
+        // Keep the allocation for the next batch unless one huge batch inflated it.
+        if buf.capacity() <= SCRATCH_KEEP {
+            self.scratch = buf;
+        }
+        results
+    }
+
+    /// Encodes the receipts and their seal into `buf` (one line each, `\n`-terminated)
+    /// and commits it. Each `Ok` carries the receipt's span (without `\n`) in `buf`.
+    fn write_batch(
+        &mut self,
+        inputs: &[ReceiptInput],
+        buf: &mut Vec<u8>,
+    ) -> Vec<Result<(Ack, Range<usize>), LedgerError>> {
         if self.poisoned {
             return inputs.iter().map(|_| Err(LedgerError::Poisoned)).collect();
         }
         let time_ms = now_ms();
-        let mut results: Vec<Result<Receipt, LedgerError>> = Vec::with_capacity(inputs.len());
-        let mut lines = Vec::with_capacity(inputs.len().saturating_add(1));
+        let mut results = Vec::with_capacity(inputs.len());
         let mut head = self.head;
         let mut seq = self.next_seq;
         let mut totals = self.totals;
+        let mut receipts: u64 = 0;
         for input in inputs {
-            match self.build(input, seq, head, time_ms, &totals) {
-                Ok((receipt, line, hash, new_totals)) => {
+            let start = buf.len();
+            match self.encode_receipt(input, seq, &head, time_ms, &totals, buf) {
+                Ok(new_totals) => {
+                    let span = start..buf.len();
+                    let hash = line_hash(buf.get(span.clone()).unwrap_or_default());
+                    buf.push(b'\n');
+                    results.push(Ok((
+                        Ack {
+                            seq,
+                            hash,
+                            // Set once the batch's seal is written.
+                            sealed_by: 0,
+                        },
+                        span,
+                    )));
                     head = hash;
                     seq = seq.saturating_add(1);
+                    receipts = receipts.saturating_add(1);
                     totals = new_totals;
-                    lines.push(line);
-                    results.push(Ok(receipt));
                 }
-                Err(e) => results.push(Err(e)),
+                Err(e) => {
+                    buf.truncate(start);
+                    results.push(Err(e));
+                }
             }
         }
-        if lines.is_empty() {
+        if receipts == 0 {
             return results;
         }
         let seal = Body::Seal(SealBody {
             seq,
             prev: hex32(&head),
-            receipts: lines.len() as u64,
+            receipts,
         });
         let seal_line = match sign_line(&seal, &self.signer) {
             Ok(l) => l,
@@ -340,25 +423,29 @@ impl Ledger {
             }
         };
         head = line_hash(&seal_line);
-        lines.push(seal_line);
-        if let Err(e) = self.commit(&lines, head) {
+        buf.extend_from_slice(&seal_line);
+        buf.push(b'\n');
+        if let Err(e) = self.commit(buf, receipts.saturating_add(1), head) {
             return results.into_iter().map(|r| r.and(Err(e.clone()))).collect();
         }
         self.totals = totals;
-        for r in results.iter_mut().flatten() {
-            r.sealed_by = seq;
+        for (ack, _) in results.iter_mut().flatten() {
+            ack.sealed_by = seq;
         }
         results
     }
 
-    fn build(
+    /// Appends one receipt line (without `\n`) for `input` to `buf`; returns the totals
+    /// with it counted. On error `buf` may hold part of the line (the caller cuts it).
+    fn encode_receipt(
         &self,
         input: &ReceiptInput,
         seq: u64,
-        prev: [u8; 32],
+        prev: &[u8; 32],
         time_ms: u64,
         totals: &LedgerTotals,
-    ) -> Result<(Receipt, Vec<u8>, [u8; 32], LedgerTotals), LedgerError> {
+        buf: &mut Vec<u8>,
+    ) -> Result<LedgerTotals, LedgerError> {
         check_len("request_id", &input.request_id)?;
         check_len("model", &input.model)?;
         check_len("endpoint", &input.endpoint)?;
@@ -368,63 +455,53 @@ impl Ledger {
             .checked_add(u.completion_tokens)
             .ok_or(LedgerError::TotalsOverflow)?;
         let amounts = self.pricing.split(tokens)?;
-        let body = ReceiptBody {
+        let share = Totals {
+            receipts: 1,
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_nanoton: amounts.total,
+            worker_nanoton: amounts.worker,
+            proxy_nanoton: amounts.proxy,
+        };
+        let new_totals = LedgerTotals {
+            genesis: totals
+                .genesis
+                .checked_sum(&share)
+                .ok_or(LedgerError::TotalsOverflow)?,
+            epoch: totals
+                .epoch
+                .checked_sum(&share)
+                .ok_or(LedgerError::TotalsOverflow)?,
+        };
+        let mut prev_hex = [0u8; 64];
+        hex::encode_to_slice(prev, &mut prev_hex)
+            .map_err(|e| LedgerError::Encode(e.to_string()))?;
+        let prev =
+            std::str::from_utf8(&prev_hex).map_err(|e| LedgerError::Encode(e.to_string()))?;
+        let line = ReceiptLine {
+            kind: ReceiptLine::KIND,
             seq,
-            prev: hex32(&prev),
-            request_id: input.request_id.clone(),
-            model: input.model.clone(),
-            endpoint: input.endpoint.clone(),
+            prev,
+            request_id: &input.request_id,
+            model: &input.model,
+            endpoint: &input.endpoint,
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             nanoton_per_token: self.pricing.nanoton_per_token,
             total_nanoton: amounts.total,
             worker_nanoton: amounts.worker,
             proxy_nanoton: amounts.proxy,
-            owner_address: self.owner_address.clone(),
+            owner_address: &self.owner_address,
             time_ms,
         };
-        let new_totals = LedgerTotals {
-            genesis: totals
-                .genesis
-                .checked_add(&body)
-                .ok_or(LedgerError::TotalsOverflow)?,
-            epoch: totals
-                .epoch
-                .checked_add(&body)
-                .ok_or(LedgerError::TotalsOverflow)?,
-        };
-        let record = Body::Receipt(body);
-        let line =
-            sign_line(&record, &self.signer).map_err(|e| LedgerError::Encode(e.to_string()))?;
-        let Body::Receipt(body) = record else {
-            return Err(LedgerError::Encode("receipt record changed kind".into()));
-        };
-        // Hashed once: the receipt's id, the next line's `prev` and the new head.
-        let hash = line_hash(&line);
-        let receipt = Receipt {
-            body,
-            line: String::from_utf8(line.clone())
-                .map_err(|_| LedgerError::Encode("a ledger line is not UTF-8".into()))?,
-            hash: hex32(&hash),
-            // Set once the batch's seal is written.
-            sealed_by: 0,
-        };
-        Ok((receipt, line, hash, new_totals))
+        serde_json::to_writer(&mut *buf, &line).map_err(|e| LedgerError::Encode(e.to_string()))?;
+        Ok(new_totals)
     }
 
-    /// Appends the lines and makes them durable; on success advances the chain to
-    /// `head`, the hash of the last line.
-    fn commit(&mut self, lines: &[Vec<u8>], head: [u8; 32]) -> Result<(), LedgerError> {
-        let total: usize = lines
-            .iter()
-            .map(|l| l.len().saturating_add(1))
-            .fold(0, usize::saturating_add);
-        let mut buf = Vec::with_capacity(total);
-        for l in lines {
-            buf.extend_from_slice(l);
-            buf.push(b'\n');
-        }
-        if let Err(e) = (&*self.file).write_all(&buf) {
+    /// Appends `buf` (`lines` whole lines, each ending in `\n`) and makes it durable; on
+    /// success advances the chain to `head`, the hash of the last line.
+    fn commit(&mut self, buf: &[u8], lines: u64, head: [u8; 32]) -> Result<(), LedgerError> {
+        if let Err(e) = (&*self.file).write_all(buf) {
             // Undo a partial write so the chain on disk stays what we believe it is;
             // if even that fails, only a reopen (which cuts torn lines) can recover.
             let undone = self.file.set_len(self.len).is_ok() && self.file.sync_data().is_ok();
@@ -441,7 +518,7 @@ impl Ledger {
             return Err(io_err("fsync", &self.path)(e));
         }
         self.head = head;
-        self.next_seq = self.next_seq.saturating_add(lines.len() as u64);
+        self.next_seq = self.next_seq.saturating_add(lines);
         self.len = self.len.saturating_add(buf.len() as u64);
         Ok(())
     }
