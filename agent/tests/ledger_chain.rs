@@ -389,3 +389,55 @@ fn garbage_and_damage_never_panic() {
         }
     }
 }
+
+#[test]
+fn strings_needing_escapes_are_written_canonically() {
+    // Every ASCII character (controls, quote, backslash), a line separator, non-BMP text
+    // and a field at the length limit: written through both append paths (the full
+    // receipt and the serving path's ack), read back field for field, and the verifier
+    // finds every line canonical.
+    let ascii: String = (0u8..0x80).map(char::from).collect();
+    let inputs = vec![
+        cocoon_agent::ledger::ReceiptInput {
+            request_id: ascii.clone(),
+            model: "m\u{2028}\u{1F600}é".into(),
+            endpoint: "/v1/completions".into(),
+            usage: usage(1),
+        },
+        cocoon_agent::ledger::ReceiptInput {
+            request_id: "r".repeat(cocoon_agent::ledger::MAX_FIELD_LEN),
+            model: ascii.chars().rev().collect(),
+            endpoint: "\\\"".into(),
+            usage: usage(2),
+        },
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut ledger = Ledger::open(dir.path(), key(1), epoch()).unwrap();
+    let receipts = ledger.append_batch(&inputs);
+    let acks = ledger.append_acks(&inputs);
+    for (r, i) in receipts.iter().zip(&inputs) {
+        let r = r.as_ref().unwrap();
+        assert_eq!(r.body.request_id, i.request_id);
+        assert_eq!(r.body.model, i.model);
+        assert_eq!(r.body.endpoint, i.endpoint);
+    }
+    // The second batch follows the first: its receipts, then its seal.
+    let seqs: Vec<_> = acks.iter().map(|a| a.as_ref().unwrap().seq).collect();
+    assert_eq!(seqs, vec![4, 5]);
+    assert!(acks.iter().all(|a| a.as_ref().unwrap().sealed_by == 6));
+    drop(ledger);
+    let report = verify(dir.path()).unwrap();
+    assert!(report.ok, "{}", report.to_text());
+    assert_eq!(report.totals.receipts, 4);
+    // A field over the limit fails alone; the rest of its batch is written.
+    let mut ledger = Ledger::open(dir.path(), key(2), epoch()).unwrap();
+    let mut long = inputs.clone();
+    long[0].model = "m".repeat(cocoon_agent::ledger::MAX_FIELD_LEN + 1);
+    let acks = ledger.append_acks(&long);
+    assert!(acks[0].is_err());
+    assert!(acks[1].is_ok());
+    drop(ledger);
+    let report = verify(dir.path()).unwrap();
+    assert!(report.ok, "{}", report.to_text());
+    assert_eq!(report.totals.receipts, 5);
+}

@@ -90,6 +90,13 @@ impl UsageTokens {
                 Some(u) => u.checked(),
             };
         }
+        UsageTokens::from_response_body_tree(body)
+    }
+
+    /// The reference reading, through a JSON tree of `usage`: what
+    /// [`UsageTokens::from_response_body`] falls back to, and must always agree with
+    /// (public for the differential fuzz target `usage`).
+    pub fn from_response_body_tree(body: &[u8]) -> Result<UsageTokens, UsageError> {
         let parsed: BodyUsage =
             serde_json::from_slice(body).map_err(|e| UsageError::NotJson(e.to_string()))?;
         match parsed.usage {
@@ -188,6 +195,26 @@ mod tests {
                 total: 4
             })
         );
+    }
+
+    #[test]
+    fn typed_reading_agrees_with_the_tree() {
+        for body in [
+            VLLM_CHAT.as_bytes(),
+            br#"{"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+            br#"{"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":4}}"#,
+            br#"{"usage":{"prompt_tokens":-0,"completion_tokens":2,"total_tokens":2}}"#,
+            br#"{"usage":{"prompt_tokens":1,"completion_tokens":1e2}}"#,
+            br#"{"usage":null,"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
+            br#"{"choices":[]}"#,
+        ] {
+            assert_eq!(
+                UsageTokens::from_response_body(body),
+                UsageTokens::from_response_body_tree(body),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]
