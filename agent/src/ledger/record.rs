@@ -39,12 +39,14 @@ pub const FORMAT: &str = "cocoon-ledger/v2";
 /// `prev` of the first line: hex of 32 zero bytes.
 pub const GENESIS_PREV: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// A record without its signature.
+/// A record without its signature. `S` is the receipt's string type: owned when read,
+/// borrowed (`Body<&str>`) when the writer encodes a receipt straight into its batch
+/// buffer, which gives the same bytes without copying the strings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Body {
+pub enum Body<S = String> {
     Epoch(EpochBody),
-    Receipt(ReceiptBody),
+    Receipt(ReceiptBody<S>),
     Seal(SealBody),
 }
 
@@ -75,13 +77,13 @@ pub struct EpochBody {
 /// One served request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReceiptBody {
+pub struct ReceiptBody<S = String> {
     pub seq: u64,
-    pub prev: String,
-    pub request_id: String,
-    pub model: String,
+    pub prev: S,
+    pub request_id: S,
+    pub model: S,
     /// API path served, e.g. `/v1/chat/completions`.
-    pub endpoint: String,
+    pub endpoint: S,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub nanoton_per_token: u64,
@@ -89,36 +91,9 @@ pub struct ReceiptBody {
     pub total_nanoton: u64,
     pub worker_nanoton: u64,
     pub proxy_nanoton: u64,
-    pub owner_address: String,
+    pub owner_address: S,
     /// Wall-clock time the receipt was written, milliseconds since the Unix epoch.
     pub time_ms: u64,
-}
-
-/// A receipt as the writer encodes it: [`ReceiptBody`]'s fields in the same order,
-/// borrowed, behind the `kind` tag. Serialising it gives exactly the canonical bytes of
-/// `Body::Receipt` (tested), written straight into the batch's buffer: no owned copy of
-/// the strings per receipt on the writer thread.
-#[derive(Serialize)]
-pub struct ReceiptLine<'a> {
-    /// Always `"receipt"`.
-    pub kind: &'static str,
-    pub seq: u64,
-    pub prev: &'a str,
-    pub request_id: &'a str,
-    pub model: &'a str,
-    pub endpoint: &'a str,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub nanoton_per_token: u64,
-    pub total_nanoton: u64,
-    pub worker_nanoton: u64,
-    pub proxy_nanoton: u64,
-    pub owner_address: &'a str,
-    pub time_ms: u64,
-}
-
-impl ReceiptLine<'_> {
-    pub const KIND: &'static str = "receipt";
 }
 
 /// Closes a batch of receipts: signs the chain head (module docs).
@@ -379,8 +354,7 @@ mod tests {
         b.request_id = "r\"1\\\u{1}é".into();
         b.model = "m\n\u{2028}".into();
         b.time_ms = u64::MAX;
-        let borrowed = ReceiptLine {
-            kind: ReceiptLine::KIND,
+        let borrowed: Body<&str> = Body::Receipt(ReceiptBody {
             seq: b.seq,
             prev: &b.prev,
             request_id: &b.request_id,
@@ -394,7 +368,7 @@ mod tests {
             proxy_nanoton: b.proxy_nanoton,
             owner_address: &b.owner_address,
             time_ms: b.time_ms,
-        };
+        });
         let bytes = serde_json::to_vec(&borrowed).unwrap();
         assert_eq!(bytes, Body::Receipt(b.clone()).canonical().unwrap());
         let p = ParsedLine::parse(&bytes).unwrap();

@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::check::{Checker, Problem, Totals, MAX_PROBLEMS};
 use super::lines::LineReader;
 use super::record::{
-    hex32, line_hash, sign_line, sort_keys, Body, EpochBody, ParsedLine, ReceiptBody, ReceiptLine,
+    hex32, line_hash, sign_line, sort_keys, Body, EpochBody, ParsedLine, ReceiptBody,
     ReceiptSigner, SealBody, FORMAT, LEDGER_FILE,
 };
 use crate::accounting::{Pricing, PricingError, UsageTokens};
@@ -478,8 +478,7 @@ impl Ledger {
             .map_err(|e| LedgerError::Encode(e.to_string()))?;
         let prev =
             std::str::from_utf8(&prev_hex).map_err(|e| LedgerError::Encode(e.to_string()))?;
-        let line = ReceiptLine {
-            kind: ReceiptLine::KIND,
+        let line: Body<&str> = Body::Receipt(ReceiptBody {
             seq,
             prev,
             request_id: &input.request_id,
@@ -493,7 +492,7 @@ impl Ledger {
             proxy_nanoton: amounts.proxy,
             owner_address: &self.owner_address,
             time_ms,
-        };
+        });
         serde_json::to_writer(&mut *buf, &line).map_err(|e| LedgerError::Encode(e.to_string()))?;
         Ok(new_totals)
     }
