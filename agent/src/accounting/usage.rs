@@ -7,6 +7,10 @@
 //! vLLM may add `prompt_tokens_details`, which is ignored.
 #![deny(clippy::arithmetic_side_effects)]
 
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -41,31 +45,107 @@ pub enum UsageError {
     },
 }
 
-/// Only the field we need; the rest of the body (choices, possibly megabytes of text)
-/// is skipped without building a tree.
-#[derive(Deserialize)]
-struct BodyUsage {
-    #[serde(default)]
-    usage: Option<Value>,
+/// A response body's `usage` field (`U`: a tree, or the typed counts); the rest of the
+/// body (choices, possibly megabytes of text) is skipped without building anything.
+/// Read as a JSON object only: a derived struct would also take an array (`[usage]`).
+struct BodyUsage<U> {
+    usage: Option<U>,
 }
 
-#[derive(Deserialize)]
-struct FastBody {
-    #[serde(default)]
-    usage: Option<FastUsage>,
+impl<'de, U: Deserialize<'de>> Deserialize<'de> for BodyUsage<U> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<U>(PhantomData<U>);
+        impl<'de, U: Deserialize<'de>> Visitor<'de> for V<U> {
+            type Value = BodyUsage<U>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut usage = None;
+                let mut seen = false;
+                while let Some(key) = map.next_key_seed(KeyIn(&["usage"]))? {
+                    if key.is_none() {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                    if seen {
+                        return Err(A::Error::duplicate_field("usage"));
+                    }
+                    seen = true;
+                    usage = map.next_value::<Option<U>>()?;
+                }
+                Ok(BodyUsage { usage })
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
 }
 
-#[derive(Deserialize)]
+/// An object key as its index in a list of names (`None`: another key), compared
+/// without allocating, escaped or not.
+struct KeyIn(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KeyIn {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        struct V(&'static [&'static str]);
+        impl<'de> Visitor<'de> for V {
+            type Value = Option<usize>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+                Ok(self.0.iter().position(|n| *n == v))
+            }
+        }
+        d.deserialize_str(V(self.0))
+    }
+}
+
+/// The counts, typed; an object only, each field at most once, `total_tokens` absent or
+/// a number (anything else falls back to the tree, which names it).
 struct FastUsage {
     prompt_tokens: u64,
     completion_tokens: u64,
-    #[serde(default, deserialize_with = "present_u64")]
     total_tokens: Option<u64>,
 }
 
-/// `Some` only for a number: a `null` total is not "absent" (the slow path names it).
-fn present_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    u64::deserialize(d).map(Some)
+impl<'de> Deserialize<'de> for FastUsage {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = FastUsage;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a usage object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FastUsage, A::Error> {
+                let mut fields: [Option<u64>; 3] = [None; 3];
+                while let Some(key) = map.next_key_seed(KeyIn(&[
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "total_tokens",
+                ]))? {
+                    let slot = key.and_then(|i| fields.get_mut(i));
+                    match slot {
+                        Some(Some(_)) => return Err(A::Error::custom("duplicate usage field")),
+                        Some(slot) => *slot = Some(map.next_value::<u64>()?),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                match fields {
+                    [Some(prompt_tokens), Some(completion_tokens), total_tokens] => Ok(FastUsage {
+                        prompt_tokens,
+                        completion_tokens,
+                        total_tokens,
+                    }),
+                    _ => Err(A::Error::custom("usage field missing")),
+                }
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 impl FastUsage {
@@ -84,7 +164,7 @@ impl UsageTokens {
         // The common case, typed: no tree for `usage`. Anything it does not take (a
         // field missing or of another type, a duplicate key) goes the slow way below,
         // which names what is wrong.
-        if let Ok(fast) = serde_json::from_slice::<FastBody>(body) {
+        if let Ok(fast) = serde_json::from_slice::<BodyUsage<FastUsage>>(body) {
             return match fast.usage {
                 None => Err(UsageError::MissingUsage),
                 Some(u) => u.checked(),
@@ -97,7 +177,7 @@ impl UsageTokens {
     /// [`UsageTokens::from_response_body`] falls back to, and must always agree with
     /// (public for the differential fuzz target `usage`).
     pub fn from_response_body_tree(body: &[u8]) -> Result<UsageTokens, UsageError> {
-        let parsed: BodyUsage =
+        let parsed: BodyUsage<Value> =
             serde_json::from_slice(body).map_err(|e| UsageError::NotJson(e.to_string()))?;
         match parsed.usage {
             None | Some(Value::Null) => Err(UsageError::MissingUsage),
@@ -207,6 +287,12 @@ mod tests {
             br#"{"usage":{"prompt_tokens":1,"completion_tokens":1e2}}"#,
             br#"{"usage":null,"usage":{"prompt_tokens":1,"completion_tokens":2}}"#,
             br#"{"choices":[]}"#,
+            // Found by the fuzz target: arrays in place of objects.
+            b"[[9,6]]",
+            br#"{"usage":[9,6]}"#,
+            br#"[{"prompt_tokens":1,"completion_tokens":2}]"#,
+            br#"{"usage":{"prompt_tokens":1,"prompt_tokens":3,"completion_tokens":2}}"#,
+            br#"{"us\u0061ge":{"prompt_tokens":1,"completion_tokens":2}}"#,
         ] {
             assert_eq!(
                 UsageTokens::from_response_body(body),
@@ -225,6 +311,8 @@ mod tests {
             (br#"{"choices":[]}"#, UsageError::MissingUsage),
             (br#"{"usage":null}"#, UsageError::MissingUsage),
             (br#"{"usage":5}"#, UsageError::UsageNotObject),
+            (br#"{"usage":[9,6]}"#, UsageError::UsageNotObject),
+            (b"[[9,6]]", UsageError::NotJson(String::new())),
             (
                 br#"{"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":null}}"#,
                 UsageError::InvalidField {
