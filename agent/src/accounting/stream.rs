@@ -252,6 +252,10 @@ impl Seen {
         if !contains(data, b"\"usage\"") {
             return true;
         }
+        // An object only: the derived struct would also take an array of its fields.
+        if data.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return true;
+        }
         let Ok(head) = serde_json::from_slice::<ChunkHead>(data) else {
             return true;
         };

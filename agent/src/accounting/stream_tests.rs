@@ -175,6 +175,19 @@ fn continuous_usage_chunk_is_not_stripped() {
 }
 
 #[test]
+fn array_event_is_not_a_usage_chunk() {
+    // The fields of a usage chunk as an array: forwarded as it is, nothing billed.
+    let mut tap = SseUsageTap::new(false);
+    let input = b"data: [[],{\"prompt_tokens\":4,\"completion_tokens\":1,\"usage\":0}]\n\n";
+    assert_eq!(tap.feed(input).unwrap().as_ref(), input);
+    assert!(tap.usage().is_none());
+    let input =
+        b"data:  {\"choices\":[],\"usage\":{\"prompt_tokens\":4,\"completion_tokens\":1}}\n\n";
+    assert!(tap.feed(input).unwrap().is_empty());
+    assert_eq!(tap.usage().unwrap().prompt_tokens, 4);
+}
+
+#[test]
 fn bad_usage_is_reported_not_fatal() {
     let mut tap = SseUsageTap::new(false);
     let input = b"data: {\"choices\":[],\"usage\":{\"prompt_tokens\":\"x\"}}\n\n";
