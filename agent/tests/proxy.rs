@@ -207,6 +207,41 @@ async fn engine_dying_mid_stream_ends_with_an_error_event_and_no_receipt() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_headers_pass_and_hop_by_hop_ones_do_not() {
+    let (a, up, _d) = agent("", true).await;
+    ready(&a).await;
+    let r = common::client::request_with_headers(
+        a.local_addr,
+        common::verifier(true, a.issued_at),
+        "POST",
+        "/v1/completions",
+        Some(br#"{"model":"fake","prompt":"x"}"#),
+        &[
+            ("x-test", "1"),
+            ("keep-alive", "timeout=1"),
+            ("proxy-connection", "keep-alive"),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = up.headers.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen["x-test"], "1");
+    assert_eq!(seen["content-type"], "application/json");
+    assert_eq!(seen["content-length"], "29");
+    assert!(seen.get("keep-alive").is_none(), "{seen:?}");
+    assert!(seen.get("proxy-connection").is_none(), "{seen:?}");
+    // The engine's address, not the client's `localhost`.
+    assert!(
+        seen["host"].to_str().unwrap().starts_with("127.0.0.1:"),
+        "{seen:?}"
+    );
+    assert_eq!(r.headers["x-engine"], "fake");
+    assert!(r.headers.get("keep-alive").is_none(), "{:?}", r.headers);
+    a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn engine_that_hangs_up_is_a_json_503_and_not_billed() {
     // What a client sees in the moment between an engine crash and its supervisor
     // noticing: the same answer as during the restart, never a bare 502.

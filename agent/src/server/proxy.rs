@@ -41,13 +41,16 @@ const STRIPPED: [header::HeaderName; 8] = [
     header::CONTENT_LENGTH,
 ];
 
-fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, drop_host: bool) {
-    for (name, value) in from {
-        if STRIPPED.contains(name) || (drop_host && name == header::HOST) {
-            continue;
-        }
-        to.append(name.clone(), value.clone());
+/// `headers` without the hop-by-hop ones (and `host` when `drop_host`), in place: the
+/// map moves on to the other side instead of being copied entry by entry.
+fn strip_hop_by_hop(mut headers: HeaderMap, drop_host: bool) -> HeaderMap {
+    for name in &STRIPPED {
+        headers.remove(name);
     }
+    if drop_host {
+        headers.remove(header::HOST);
+    }
+    headers
 }
 
 /// What the proxy needs to know about a request body, read without copying it.
@@ -71,7 +74,7 @@ pub async fn forward(
     let Ok(permit) = state.limiter.clone().try_acquire_owned() else {
         return errors::too_many(state.limits.max_concurrent_requests);
     };
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let body = if parts.method == Method::POST {
         match read_body(&parts.headers, body, state.limits.max_body_bytes).await {
             Ok(b) => b,
@@ -106,7 +109,7 @@ pub async fn forward(
         Ok(u) => u,
         Err(_) => return errors::bad_request("request path is not a valid URI"),
     };
-    copy_headers(&parts.headers, up.headers_mut(), true);
+    *up.headers_mut() = strip_hop_by_hop(std::mem::take(&mut parts.headers), true);
     if billed {
         up.headers_mut().insert(
             header::CONTENT_LENGTH,
@@ -213,7 +216,7 @@ async fn whole(
     }
     let mut out = Response::new(RespBody::full(bytes));
     *out.status_mut() = parts.status;
-    copy_headers(&parts.headers, out.headers_mut(), false);
+    *out.headers_mut() = strip_hop_by_hop(parts.headers, false);
     out
 }
 
@@ -321,7 +324,7 @@ fn stream(
     });
     let mut out = Response::new(RespBody::Channel(rx));
     *out.status_mut() = parts.status;
-    copy_headers(&parts.headers, out.headers_mut(), false);
+    *out.headers_mut() = strip_hop_by_hop(parts.headers, false);
     out
 }
 

@@ -38,6 +38,18 @@ pub async fn request(
     path: &str,
     body: Option<&[u8]>,
 ) -> Result<Answer, String> {
+    request_with_headers(addr, verifier, method, path, body, &[]).await
+}
+
+/// [`request`] with extra request headers.
+pub async fn request_with_headers(
+    addr: SocketAddr,
+    verifier: RaTlsVerifierConfig,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    extra: &[(&str, &str)],
+) -> Result<Answer, String> {
     let v = Arc::new(RaTlsServerVerifier::new(verifier));
     let tls = v.client_config().map_err(|e| e.to_string())?;
     let tcp = tokio::net::TcpStream::connect(addr)
@@ -57,6 +69,9 @@ pub async fn request(
         .header("host", "localhost");
     if body.is_some() {
         req = req.header("content-type", "application/json");
+    }
+    for (name, value) in extra {
+        req = req.header(*name, *value);
     }
     let req = req
         .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))

@@ -22,6 +22,8 @@ pub struct Upstream {
     pub healthy: AtomicBool,
     /// Bodies of the POST requests received.
     pub bodies: Mutex<Vec<serde_json::Value>>,
+    /// Headers of the POST requests received.
+    pub headers: Mutex<Vec<hyper::HeaderMap>>,
 }
 
 type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
@@ -53,6 +55,7 @@ async fn handle(
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     if parts.method == hyper::Method::POST {
         up.bodies.lock().unwrap().push(v.clone());
+        up.headers.lock().unwrap().push(parts.headers.clone());
     }
     if v["model"] == "hangup" {
         return Err(std::io::Error::other("engine gone"));
@@ -61,13 +64,20 @@ async fn handle(
         "/health" if up.healthy.load(Ordering::SeqCst) => json(200, serde_json::json!({})),
         "/health" => json(503, serde_json::json!({})),
         "/v1/models" => json(200, serde_json::json!({"data": [{"id": "fake"}]})),
-        "/v1/completions" => json(
-            200,
-            serde_json::json!({
-                "choices": [{"index": 0, "text": "fake answer"}],
-                "usage": serde_json::from_str::<serde_json::Value>(USAGE).unwrap(),
-            }),
-        ),
+        "/v1/completions" => {
+            let mut r = json(
+                200,
+                serde_json::json!({
+                    "choices": [{"index": 0, "text": "fake answer"}],
+                    "usage": serde_json::from_str::<serde_json::Value>(USAGE).unwrap(),
+                }),
+            );
+            // An end-to-end header for the client, and a hop-by-hop one that is not.
+            let h = r.headers_mut();
+            h.insert("x-engine", "fake".parse().unwrap());
+            h.insert("keep-alive", "timeout=5".parse().unwrap());
+            r
+        }
         "/v1/chat/completions" if v["stream"] == true => sse(&v),
         "/v1/chat/completions" => json(
             200,
