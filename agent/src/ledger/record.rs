@@ -192,10 +192,14 @@ pub fn sign_line(body: &Body, key: &ReceiptSigner) -> Result<Vec<u8>, String> {
 /// char through an iterator, and two of these per receipt showed in the profile.
 pub fn hex32(bytes: &[u8; 32]) -> String {
     let mut buf = [0u8; 64];
-    match hex::encode_to_slice(bytes, &mut buf) {
-        Ok(()) => std::str::from_utf8(&buf).map_or_else(|_| hex::encode(bytes), str::to_owned),
-        Err(_) => hex::encode(bytes),
-    }
+    hex32_in(bytes, &mut buf).map_or_else(|| hex::encode(bytes), str::to_owned)
+}
+
+/// [`hex32`] written into `buf`, for a caller that only borrows it (`None` cannot
+/// happen: the buffer has exactly the size hex needs).
+pub fn hex32_in<'a>(bytes: &[u8; 32], buf: &'a mut [u8; 64]) -> Option<&'a str> {
+    hex::encode_to_slice(bytes, buf).ok()?;
+    std::str::from_utf8(buf).ok()
 }
 
 /// SHA-256 of a line's bytes, the next line's `prev`.

@@ -18,7 +18,7 @@ pub struct Totals {
 
 impl Totals {
     /// One receipt's share.
-    pub fn of(r: &ReceiptBody) -> Totals {
+    pub fn of<S>(r: &ReceiptBody<S>) -> Totals {
         Totals {
             receipts: 1,
             prompt_tokens: r.prompt_tokens,
@@ -30,7 +30,7 @@ impl Totals {
     }
 
     /// Adds one receipt; `None` on overflow (self unchanged).
-    pub fn checked_add(&self, r: &ReceiptBody) -> Option<Totals> {
+    pub fn checked_add<S>(&self, r: &ReceiptBody<S>) -> Option<Totals> {
         self.checked_sum(&Totals::of(r))
     }
 

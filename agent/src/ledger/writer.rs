@@ -25,7 +25,7 @@ use serde_json::Value;
 use super::check::{Checker, Problem, Totals, MAX_PROBLEMS};
 use super::lines::LineReader;
 use super::record::{
-    hex32, line_hash, sign_line, sort_keys, Body, EpochBody, ParsedLine, ReceiptBody,
+    hex32, hex32_in, line_hash, sign_line, sort_keys, Body, EpochBody, ParsedLine, ReceiptBody,
     ReceiptSigner, SealBody, FORMAT, LEDGER_FILE,
 };
 use crate::accounting::{Pricing, PricingError, UsageTokens};
@@ -455,33 +455,13 @@ impl Ledger {
             .checked_add(u.completion_tokens)
             .ok_or(LedgerError::TotalsOverflow)?;
         let amounts = self.pricing.split(tokens)?;
-        let share = Totals {
-            receipts: 1,
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            total_nanoton: amounts.total,
-            worker_nanoton: amounts.worker,
-            proxy_nanoton: amounts.proxy,
-        };
-        let new_totals = LedgerTotals {
-            genesis: totals
-                .genesis
-                .checked_sum(&share)
-                .ok_or(LedgerError::TotalsOverflow)?,
-            epoch: totals
-                .epoch
-                .checked_sum(&share)
-                .ok_or(LedgerError::TotalsOverflow)?,
-        };
         let mut prev_hex = [0u8; 64];
-        hex::encode_to_slice(prev, &mut prev_hex)
-            .map_err(|e| LedgerError::Encode(e.to_string()))?;
-        let prev =
-            std::str::from_utf8(&prev_hex).map_err(|e| LedgerError::Encode(e.to_string()))?;
-        let line: Body<&str> = Body::Receipt(ReceiptBody {
+        let prev = hex32_in(prev, &mut prev_hex)
+            .ok_or_else(|| LedgerError::Encode("hex of the previous line's hash".into()))?;
+        let body = ReceiptBody {
             seq,
             prev,
-            request_id: &input.request_id,
+            request_id: input.request_id.as_str(),
             model: &input.model,
             endpoint: &input.endpoint,
             prompt_tokens: u.prompt_tokens,
@@ -492,7 +472,18 @@ impl Ledger {
             proxy_nanoton: amounts.proxy,
             owner_address: &self.owner_address,
             time_ms,
-        });
+        };
+        let new_totals = LedgerTotals {
+            genesis: totals
+                .genesis
+                .checked_add(&body)
+                .ok_or(LedgerError::TotalsOverflow)?,
+            epoch: totals
+                .epoch
+                .checked_add(&body)
+                .ok_or(LedgerError::TotalsOverflow)?,
+        };
+        let line: Body<&str> = Body::Receipt(body);
         serde_json::to_writer(&mut *buf, &line).map_err(|e| LedgerError::Encode(e.to_string()))?;
         Ok(new_totals)
     }
