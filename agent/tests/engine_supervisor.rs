@@ -216,6 +216,8 @@ async fn sigterm_ignoring_engine_is_killed_after_the_grace_period() {
     run.handle.take().unwrap().stop().await;
     let took = t0.elapsed();
     assert!(took >= Duration::from_millis(1900), "{took:?}");
-    assert!(took < Duration::from_secs(6), "{took:?}");
+    // Generous: the bound only tells "killed after the grace" from "never killed" on a
+    // loaded CI machine.
+    assert!(took < Duration::from_secs(15), "{took:?}");
     assert!(dead(server));
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use cocoon_agent::boot::{self, RunningAgent};
 use cocoon_agent::engine::{known_answer_digest, EngineState};
-use common::upstream::{self, Upstream, EVENTS, EVENT_GAP};
+use common::upstream::{self, Upstream, EVENTS};
 
 async fn agent(limits: &str, healthy: bool) -> (RunningAgent, Arc<Upstream>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -130,38 +130,106 @@ async fn non_stream_is_forwarded_byte_for_byte_and_billed() {
     a.shutdown().await;
 }
 
+/// Reads a response body one SSE event at a time.
+struct Events {
+    body: hyper::body::Incoming,
+    buf: Vec<u8>,
+    /// Body frames received so far.
+    frames: usize,
+}
+
+impl Events {
+    fn new(body: hyper::body::Incoming) -> Self {
+        Self {
+            body,
+            buf: Vec::new(),
+            frames: 0,
+        }
+    }
+
+    /// The next complete event, or `None` at the end of the body. In lockstep the
+    /// engine sends nothing more until the test acknowledges what it got, so an event
+    /// the agent held back never arrives and this fails instead of waiting forever.
+    async fn next(&mut self) -> Option<Vec<u8>> {
+        use http_body_util::BodyExt as _;
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                return Some(self.buf.drain(..end + 2).collect());
+            }
+            let frame = tokio::time::timeout(upstream::LOCKSTEP_WAIT, self.body.frame())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no complete event arrived; held back? have {:?}",
+                        String::from_utf8_lossy(&self.buf)
+                    )
+                });
+            match frame {
+                None => {
+                    assert!(self.buf.is_empty(), "body ended inside an event");
+                    return None;
+                }
+                Some(f) => {
+                    self.frames += 1;
+                    if let Ok(d) = f.expect("body frame").into_data() {
+                        self.buf.extend_from_slice(&d);
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn open_stream(
+    a: &RunningAgent,
+    body: &str,
+) -> (hyper::StatusCode, hyper::HeaderMap, Events) {
+    let (status, headers, body) = common::client::open(
+        a.local_addr,
+        common::verifier(true, a.issued_at),
+        "POST",
+        "/v1/chat/completions",
+        Some(body.as_bytes()),
+        &[],
+    )
+    .await
+    .unwrap();
+    (status, headers, Events::new(body))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_events_are_forwarded_one_by_one_and_usage_is_stripped() {
     let (a, up, d) = agent("", true).await;
     ready(&a).await;
-    let r = call(
+    // The engine sends each event only after the client has seen the one before: the
+    // stream completes only if the agent forwards every event on its own, at once.
+    up.lockstep.store(true, Ordering::SeqCst);
+    let (status, headers, mut events) = open_stream(
         &a,
-        "POST",
-        "/v1/chat/completions",
-        Some(r#"{"model":"fake","stream":true,"messages":[{"role":"user","content":"hi"}]}"#),
+        r#"{"model":"fake","stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
     )
     .await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.headers["content-type"], "text/event-stream");
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let mut seen = Vec::new();
+    while let Some(ev) = events.next().await {
+        let ev = String::from_utf8(ev).unwrap();
+        if ev.starts_with("data: {\"choices\":[{") {
+            // Nothing of the next event can be here yet: the engine has not sent it.
+            assert!(events.buf.is_empty());
+            up.acks.add_permits(1);
+        }
+        seen.push(ev);
+    }
     // The agent asked the engine for usage...
     let sent = up.bodies.lock().unwrap().last().cloned().unwrap();
     assert_eq!(sent["stream_options"]["include_usage"], true);
     // ...and the client, who did not, never sees the usage chunk.
-    let text = r.text();
-    assert!(!text.contains("usage"), "{text}");
-    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
-    // Each content event arrived in its own frame, spaced like the engine sent them:
-    // nothing was held back and coalesced.
-    let content: Vec<_> = r
-        .frames
-        .iter()
-        .filter(|(_, b)| b.starts_with(b"data: {\"choices\":[{"))
-        .collect();
-    assert_eq!(content.len(), EVENTS, "frames: {:?}", r.frames);
-    for pair in content.windows(2) {
-        let gap = pair[1].0 - pair[0].0;
-        assert!(gap >= EVENT_GAP - Duration::from_millis(15), "gap {gap:?}");
-    }
+    let content = seen.iter().filter(|e| e.contains("\"delta\"")).count();
+    assert_eq!(content, EVENTS, "{seen:?}");
+    assert!(!seen.iter().any(|e| e.contains("usage")), "{seen:?}");
+    assert_eq!(seen.last().unwrap(), "data: [DONE]\n\n", "{seen:?}");
+    assert!(events.frames >= EVENTS, "{} frames", events.frames);
     assert_eq!(tokens(&a).await, (3, 5));
     assert_eq!(ledger(&d), (1, 3, 5));
     a.shutdown().await;
@@ -290,23 +358,15 @@ async fn body_limit_is_a_json_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_limit_is_a_json_429() {
-    let (a, _up, _d) = agent("[limits]\nmax_concurrent_requests = 1\n", true).await;
+    let (a, up, _d) = agent("[limits]\nmax_concurrent_requests = 1\n", true).await;
     ready(&a).await;
-    let addr = a.local_addr;
-    let at = a.issued_at;
-    // A stream holds the only slot for EVENTS * 50 ms.
-    let slow = tokio::spawn(async move {
-        common::client::request(
-            addr,
-            common::verifier(true, at),
-            "POST",
-            "/v1/chat/completions",
-            Some(br#"{"model":"fake","stream":true,"messages":[]}"#),
-        )
-        .await
-        .unwrap()
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A stream holds the only slot: in lockstep the engine sends nothing after its
+    // first event until the test says so.
+    up.lockstep.store(true, Ordering::SeqCst);
+    let (status, _, mut slow) =
+        open_stream(&a, r#"{"model":"fake","stream":true,"messages":[]}"#).await;
+    assert_eq!(status, 200);
+    assert!(slow.next().await.is_some());
     let r = call(
         &a,
         "POST",
@@ -316,7 +376,9 @@ async fn concurrency_limit_is_a_json_429() {
     .await;
     assert_eq!(r.status, 429);
     assert_eq!(r.json()["error"]["type"], "too_many_requests");
-    assert_eq!(slow.await.unwrap().status, 200);
+    // Let the stream finish.
+    up.acks.add_permits(EVENTS);
+    while slow.next().await.is_some() {}
     // The slot is free again.
     let r = call(
         &a,

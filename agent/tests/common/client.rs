@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cocoon_measurements::ratls::{RaTlsServerVerifier, RaTlsVerifierConfig};
 use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -15,7 +16,7 @@ use rustls::pki_types::ServerName;
 pub struct Answer {
     pub status: StatusCode,
     pub headers: hyper::HeaderMap,
-    /// Each body frame with the time since the request was sent.
+    /// Each body frame with the time since the connection was opened.
     pub frames: Vec<(Duration, Bytes)>,
 }
 
@@ -50,6 +51,39 @@ pub async fn request_with_headers(
     body: Option<&[u8]>,
     extra: &[(&str, &str)],
 ) -> Result<Answer, String> {
+    let t0 = Instant::now();
+    let (status, headers, mut body) = open(addr, verifier, method, path, body, extra).await?;
+    let mut frames = Vec::new();
+    while let Some(f) = body.frame().await {
+        match f {
+            Ok(f) => {
+                if let Ok(d) = f.into_data() {
+                    frames.push((t0.elapsed(), d));
+                }
+            }
+            Err(e) => {
+                frames.push((t0.elapsed(), Bytes::from(format!("<<body error: {e}>>"))));
+                break;
+            }
+        }
+    }
+    Ok(Answer {
+        status,
+        headers,
+        frames,
+    })
+}
+
+/// Send the request and return the response's head with its body still to be read,
+/// for tests that act between frames.
+pub async fn open(
+    addr: SocketAddr,
+    verifier: RaTlsVerifierConfig,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    extra: &[(&str, &str)],
+) -> Result<(StatusCode, hyper::HeaderMap, Incoming), String> {
     let v = Arc::new(RaTlsServerVerifier::new(verifier));
     let tls = v.client_config().map_err(|e| e.to_string())?;
     let tcp = tokio::net::TcpStream::connect(addr)
@@ -76,28 +110,8 @@ pub async fn request_with_headers(
     let req = req
         .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
         .unwrap();
-    let t0 = Instant::now();
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    let mut body = resp.into_body();
-    let mut frames = Vec::new();
-    while let Some(f) = body.frame().await {
-        match f {
-            Ok(f) => {
-                if let Ok(d) = f.into_data() {
-                    frames.push((t0.elapsed(), d));
-                }
-            }
-            Err(e) => {
-                frames.push((t0.elapsed(), Bytes::from(format!("<<body error: {e}>>"))));
-                break;
-            }
-        }
-    }
-    Ok(Answer {
-        status,
-        headers,
-        frames,
-    })
+    Ok((status, headers, resp.into_body()))
 }

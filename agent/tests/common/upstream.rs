@@ -1,5 +1,6 @@
 //! A fake engine upstream: the OpenAI routes vLLM serves, with SSE events paced
-//! 50 ms apart so tests can see them forwarded one by one.
+//! 50 ms apart, or in lockstep with the test's client so a test can tell, without
+//! timing anything, that no event was held back.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,7 +17,6 @@ use hyper_util::rt::TokioIo;
 pub const EVENTS: usize = 5;
 pub const EVENT_GAP: Duration = Duration::from_millis(50);
 
-#[derive(Default)]
 pub struct Upstream {
     /// While false, /health answers 503 (an engine still loading).
     pub healthy: AtomicBool,
@@ -24,6 +24,27 @@ pub struct Upstream {
     pub bodies: Mutex<Vec<serde_json::Value>>,
     /// Headers of the POST requests received.
     pub headers: Mutex<Vec<hyper::HeaderMap>>,
+    /// While true, a stream sends each content event only after the test has added a
+    /// permit to `acks` for the one before it (the client saw it): a proxy that held an
+    /// event back would stall the stream instead of passing a timing check by luck.
+    pub lockstep: AtomicBool,
+    /// One permit per content event the test's client has received (lockstep only).
+    pub acks: tokio::sync::Semaphore,
+}
+
+/// How long a lockstep stream waits for the client to see an event before giving up.
+pub const LOCKSTEP_WAIT: Duration = Duration::from_secs(20);
+
+impl Default for Upstream {
+    fn default() -> Self {
+        Self {
+            healthy: AtomicBool::new(false),
+            bodies: Mutex::default(),
+            headers: Mutex::default(),
+            lockstep: AtomicBool::new(false),
+            acks: tokio::sync::Semaphore::new(0),
+        }
+    }
 }
 
 type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
@@ -78,7 +99,7 @@ async fn handle(
             h.insert("keep-alive", "timeout=5".parse().unwrap());
             r
         }
-        "/v1/chat/completions" if v["stream"] == true => sse(&v),
+        "/v1/chat/completions" if v["stream"] == true => sse(up, &v),
         "/v1/chat/completions" => json(
             200,
             serde_json::json!({
@@ -91,11 +112,13 @@ async fn handle(
     Ok(resp)
 }
 
-/// `EVENTS` content chunks `EVENT_GAP` apart, then (when asked) the usage chunk,
-/// then `[DONE]`. Model "die" breaks the stream off after two chunks.
-fn sse(req: &serde_json::Value) -> Response<Body> {
+/// `EVENTS` content chunks `EVENT_GAP` apart (or each after the client saw the one
+/// before, in lockstep), then (when asked) the usage chunk, then `[DONE]`. Model "die"
+/// breaks the stream off after two chunks.
+fn sse(up: Arc<Upstream>, req: &serde_json::Value) -> Response<Body> {
     let include_usage = req["stream_options"]["include_usage"] == true;
     let die = req["model"] == "die";
+    let lockstep = up.lockstep.load(Ordering::SeqCst);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
     tokio::spawn(async move {
         for i in 0..EVENTS {
@@ -109,7 +132,18 @@ fn sse(req: &serde_json::Value) -> Response<Body> {
             if tx.send(Ok(Frame::data(Bytes::from(chunk)))).await.is_err() {
                 return;
             }
-            tokio::time::sleep(EVENT_GAP).await;
+            if !lockstep {
+                tokio::time::sleep(EVENT_GAP).await;
+                continue;
+            }
+            match tokio::time::timeout(LOCKSTEP_WAIT, up.acks.acquire()).await {
+                Ok(Ok(permit)) => permit.forget(),
+                _ => {
+                    let why = format!("the client never saw event {i}: held back");
+                    let _ = tx.send(Err(std::io::Error::other(why))).await;
+                    return;
+                }
+            }
         }
         if include_usage {
             let chunk = format!("data: {{\"choices\":[],\"usage\":{USAGE}}}\n\n");
