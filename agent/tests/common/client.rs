@@ -1,9 +1,7 @@
-//! An HTTPS client over the RA-TLS verifier, one request per connection, with
-//! response frames timestamped as they arrive.
+//! An HTTPS client over the RA-TLS verifier, one request per connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cocoon_measurements::ratls::{RaTlsServerVerifier, RaTlsVerifierConfig};
@@ -16,13 +14,13 @@ use rustls::pki_types::ServerName;
 pub struct Answer {
     pub status: StatusCode,
     pub headers: hyper::HeaderMap,
-    /// Each body frame with the time since the connection was opened.
-    pub frames: Vec<(Duration, Bytes)>,
+    /// The body's frames as they arrived; a broken body ends in a `<<body error>>` one.
+    pub frames: Vec<Bytes>,
 }
 
 impl Answer {
     pub fn body(&self) -> Vec<u8> {
-        self.frames.iter().flat_map(|(_, b)| b.to_vec()).collect()
+        self.frames.concat()
     }
     pub fn text(&self) -> String {
         String::from_utf8(self.body()).unwrap()
@@ -51,18 +49,17 @@ pub async fn request_with_headers(
     body: Option<&[u8]>,
     extra: &[(&str, &str)],
 ) -> Result<Answer, String> {
-    let t0 = Instant::now();
     let (status, headers, mut body) = open(addr, verifier, method, path, body, extra).await?;
     let mut frames = Vec::new();
     while let Some(f) = body.frame().await {
         match f {
             Ok(f) => {
                 if let Ok(d) = f.into_data() {
-                    frames.push((t0.elapsed(), d));
+                    frames.push(d);
                 }
             }
             Err(e) => {
-                frames.push((t0.elapsed(), Bytes::from(format!("<<body error: {e}>>"))));
+                frames.push(Bytes::from(format!("<<body error: {e}>>")));
                 break;
             }
         }
