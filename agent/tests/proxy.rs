@@ -278,7 +278,7 @@ async fn engine_dying_mid_stream_ends_with_an_error_event_and_no_receipt() {
 async fn end_to_end_headers_pass_and_hop_by_hop_ones_do_not() {
     let (a, up, _d) = agent("", true).await;
     ready(&a).await;
-    let r = common::client::request_with_headers(
+    let (status, headers, body) = common::client::open(
         a.local_addr,
         common::verifier(true, a.issued_at),
         "POST",
@@ -292,6 +292,7 @@ async fn end_to_end_headers_pass_and_hop_by_hop_ones_do_not() {
     )
     .await
     .unwrap();
+    let r = common::client::Answer::read(status, headers, body).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let seen = up.headers.lock().unwrap().last().cloned().unwrap();
     assert_eq!(seen["x-test"], "1");

@@ -19,6 +19,29 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// Reads the rest of a response [`open`] returned.
+    pub async fn read(status: StatusCode, headers: hyper::HeaderMap, mut body: Incoming) -> Answer {
+        let mut frames = Vec::new();
+        while let Some(f) = body.frame().await {
+            match f {
+                Ok(f) => {
+                    if let Ok(d) = f.into_data() {
+                        frames.push(d);
+                    }
+                }
+                Err(e) => {
+                    frames.push(Bytes::from(format!("<<body error: {e}>>")));
+                    break;
+                }
+            }
+        }
+        Answer {
+            status,
+            headers,
+            frames,
+        }
+    }
+
     pub fn body(&self) -> Vec<u8> {
         self.frames.concat()
     }
@@ -37,42 +60,13 @@ pub async fn request(
     path: &str,
     body: Option<&[u8]>,
 ) -> Result<Answer, String> {
-    request_with_headers(addr, verifier, method, path, body, &[]).await
+    let (status, headers, body) = open(addr, verifier, method, path, body, &[]).await?;
+    Ok(Answer::read(status, headers, body).await)
 }
 
-/// [`request`] with extra request headers.
-pub async fn request_with_headers(
-    addr: SocketAddr,
-    verifier: RaTlsVerifierConfig,
-    method: &str,
-    path: &str,
-    body: Option<&[u8]>,
-    extra: &[(&str, &str)],
-) -> Result<Answer, String> {
-    let (status, headers, mut body) = open(addr, verifier, method, path, body, extra).await?;
-    let mut frames = Vec::new();
-    while let Some(f) = body.frame().await {
-        match f {
-            Ok(f) => {
-                if let Ok(d) = f.into_data() {
-                    frames.push(d);
-                }
-            }
-            Err(e) => {
-                frames.push(Bytes::from(format!("<<body error: {e}>>")));
-                break;
-            }
-        }
-    }
-    Ok(Answer {
-        status,
-        headers,
-        frames,
-    })
-}
-
-/// Send the request and return the response's head with its body still to be read,
-/// for tests that act between frames.
+/// Send the request (with `extra` headers) and return the response's head with its
+/// body still to be read, for tests that act between frames or read it with
+/// [`Answer::read`].
 pub async fn open(
     addr: SocketAddr,
     verifier: RaTlsVerifierConfig,
